@@ -26,6 +26,10 @@ FontT = ImageFont.FreeTypeFont | ImageFont.ImageFont
 _LABEL_FONTS = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf")
 _LABEL_BOLD_FONTS = ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "Arial Bold.ttf")
 _VALUE_FONTS = ("DejaVuSansMono.ttf", "LiberationMono-Regular.ttf", "DejaVuSans.ttf", "DejaVuSerif.ttf")
+#: Text smaller than this (px) is not drawn: illegible, and drawing it dominates the cost.
+_MIN_TEXT_PX = 4
+#: Bottom of the state/local boxes as a fraction of the form height (the footer is below).
+_BOXES_BOTTOM = 0.915
 _FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "/Library/Fonts", "C:/Windows/Fonts")
 
 
@@ -113,6 +117,7 @@ class W2Layout:
         self.row = 0.67 * self.fh / 9  # main-area row height
         self.value_size = max(1, round(0.5 * self.row))
         self.label_size = max(1, round(0.27 * self.row))
+        self._slots: dict[str, _Slot] | None = None
 
     # Fractions of the form -> page px for copy 0.
     def _x(self, fx: float) -> float:
@@ -175,6 +180,11 @@ class W2Layout:
         Returns:
             dict[str, _Slot]: slot per box id (``"1"``, ``"12a_code"``, ``"15_state_1"``, ...).
         """
+        if self._slots is None:
+            self._slots = self._make_slots()
+        return self._slots
+
+    def _make_slots(self) -> dict[str, _Slot]:
         self.boxes()
         r, main = self._rows, 0.67 / 9
         pad = 0.012
@@ -241,13 +251,14 @@ def _template(width: int, height: int, year: int) -> tuple[Image.Image, W2Layout
         for text, (fx0, fy0, fx1, fy1) in boxes:
             (x0, y_0), (x1, y_1) = px(fx0, fy0), px(fx1, fy1)
             draw.rectangle((x0, y_0, x1, y_1), outline=0, width=line)
-            if text:
+            if text and lay.label_size >= _MIN_TEXT_PX - 1:
                 draw.multiline_text((x0 + 2 * line, y_0 + line), text, font=label, fill=40, spacing=0)
         # Box 9 is shaded on current forms; box 12 code columns; box 13 checkboxes.
         r = lay._rows
         x0, y_0 = px(0.5, r[4])
         x1, y_1 = px(0.75, r[5])
-        draw.rectangle((x0 + 3 * line, y_0 + 3 * line, x1 - 3 * line, y_1 - 3 * line), fill=225)
+        if y_1 - y_0 > 8 * line:  # too small to shade on tiny pages
+            draw.rectangle((x0 + 3 * line, y_0 + 3 * line, x1 - 3 * line, y_1 - 3 * line), fill=225)
         for i in range(4):
             xa, ya = px(0.81, r[5 + i] + 0.25 * (r[1] - r[0]))
             _, yb = px(0.81, r[6 + i])
@@ -353,19 +364,23 @@ def render_w2(sample: W2Sample, rng: np.random.Generator, width: int = 612, heig
     right_align = bool(rng.random() < 0.7)
     jitter = 0.004 * lay.fw
     dx, dy = rng.uniform(-jitter, jitter, size=2)
+    if size < _MIN_TEXT_PX:  # illegible on thumbnails: keep the blank form, skip the cost
+        return img
     slots = lay.slots()
-    texts = _texts(sample)
-    for key, value in texts.items():
+    for key, value in _texts(sample).items():
         if not value or key not in slots:
             continue
         s = slots[key]
         x = s.x + dx
         if s.align == "right" and right_align and "\n" not in value:
             x = s.x + s.w - draw.textlength(value, font=font) + dx
-        for y0 in lay.y0s:
-            y = s.y + (y0 - lay.y0s[0]) + dy
-            if "\n" in value:
-                draw.multiline_text((x, y), value, font=font, fill=ink, spacing=1)
-            else:
-                draw.text((x, y), value, font=font, fill=ink)
+        if "\n" in value:
+            draw.multiline_text((x, s.y + dy), value, font=font, fill=ink, spacing=1)
+        else:
+            draw.text((x, s.y + dy), value, font=font, fill=ink)
+    # The other copies carry the same print: paste copy 0's boxes (not its footer) onto them.
+    top = max(0, round(lay.y0s[0] - 0.01 * lay.fh))
+    filled = img.crop((0, top, width, round(lay.y0s[0] + _BOXES_BOTTOM * lay.fh)))
+    for y0 in lay.y0s[1:]:
+        img.paste(filled, (0, top + round(y0 - lay.y0s[0])))
     return img
