@@ -118,11 +118,18 @@ def _check_image(cell: Any) -> None:
     data, path = cell.get("bytes"), cell.get("path")
     if data is None and not os.path.exists(path):
         raise W2DataError(f"image file {path} does not exist")
+    source = io.BytesIO(data) if data is not None else path
     try:
-        with PILImage.open(io.BytesIO(data) if data is not None else path) as im:
+        with PILImage.open(source) as im:
             im.verify()  # PNG: chunk checksums; others: header only. No pixel decoding.
     except Exception as e:  # PIL raises many types for bad files
-        raise W2DataError(f"image cannot be decoded ({type(e).__name__}: {e})") from None
+        try:  # verify is stricter than decoding (e.g. a missing PNG end chunk): decode to be sure
+            if isinstance(source, io.BytesIO):
+                source.seek(0)
+            with PILImage.open(source) as im:
+                im.load()
+        except Exception:
+            raise W2DataError(f"image cannot be decoded ({type(e).__name__}: {e})") from None
 
 
 def _load_split(data_dir: str | Path, split: str):  # -> datasets.Dataset
