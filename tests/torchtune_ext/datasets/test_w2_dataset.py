@@ -260,3 +260,27 @@ def test_undecodable_jpeg_fails_at_access_naming_the_row(transform, good_row, tm
     ds = w2_dataset(transform, data_dir=str(path))
     with pytest.raises(W2DataError, match=r"split train row 0: image cannot be decoded \(OSError"):
         ds[0]
+
+
+def test_decoding_matches_hf_including_exif_orientation(good_row, tmp_path: Path) -> None:
+    import datasets
+
+    from torchtune_ext.datasets._w2 import _ImageCells
+
+    image, gt = good_row
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    rotated = io.BytesIO()
+    Image.open(io.BytesIO(image)).convert("RGB").save(rotated, format="JPEG", exif=exif)
+    path = _write(
+        tmp_path / "exif",
+        [{"bytes": image, "path": None}, {"bytes": rotated.getvalue(), "path": None}],
+        [json.dumps(gt)] * 2,
+    )
+    split = datasets.load_from_disk(str(path))["train"]
+    cells = _ImageCells(split, "image")
+    for row in range(2):
+        ours, theirs = cells.decode(row), split[row]["image"]
+        assert ours.size == theirs.size and ours.mode == theirs.mode
+        assert ours.tobytes() == theirs.tobytes()
+    assert cells.decode(1).size == (160, 128)  # transposed from 128x160
