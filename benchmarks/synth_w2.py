@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -36,13 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     scan = SCAN_PRESET if args.scan_noise else ScanNoise()
     make_w2(0, 0, args.width, args.height, scan)  # fonts and blank form cached, as in a worker
 
+    def cpu() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    cpu0 = cpu()
     start = time.perf_counter()
     total = 0
     for i in range(args.serial_num):
         total += len(make_w2(0, i, args.width, args.height, scan)[0])
     serial_s = time.perf_counter() - start
+    serial_cpu = cpu() - cpu0
 
     with tempfile.TemporaryDirectory() as tmp:
+        cpu0 = cpu()
         start = time.perf_counter()
         write_w2_dataset(
             Path(tmp) / "w2",
@@ -54,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
         )
         parallel_s = time.perf_counter() - start
+        parallel_cpu = cpu() - cpu0  # workers are reaped when the pool closes
         size = sum(f.stat().st_size for f in (Path(tmp) / "w2").rglob("*.arrow"))
 
     serial_rate = args.serial_num / serial_s
@@ -61,15 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     noise = "on" if args.scan_noise else "off"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"page {args.width}x{args.height}, scan noise {noise}, cores {os.cpu_count()}, load average {load}")
-    print("| run | forms | seconds | images/s |")
-    print("|---|---|---|---|")
-    print(f"| 1 process, render+encode only | {args.serial_num} | {serial_s:.1f} | {serial_rate:.1f} |")
-    print(f"| {args.workers} workers, full CLI path | {args.num} | {parallel_s:.1f} | {parallel_rate:.1f} |")
+    print("| run | forms | wall s | images/s | CPU s | CPU ms/form |")
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| 1 process, render+encode only | {args.serial_num} | {serial_s:.1f} | {serial_rate:.1f} "
+        f"| {serial_cpu:.1f} | {1000 * serial_cpu / args.serial_num:.1f} |"
+    )
+    print(
+        f"| {args.workers} workers, full CLI path | {args.num} | {parallel_s:.1f} | {parallel_rate:.1f} "
+        f"| {parallel_cpu:.1f} | {1000 * parallel_cpu / args.num:.1f} |"
+    )
     print(f"ratio parallel/serial images/s: {parallel_rate / serial_rate:.2f}")
     print(
         f"mean image size: {total / args.serial_num / 1024:.1f} KiB; dataset on disk: {size / 2**20:.1f} MiB"
     )
-    print(f"2,000 forms at this rate: {2000 / parallel_rate:.1f} s")
+    print(f"2,000 forms at this rate: {2000 / parallel_rate:.1f} s wall")
+    idle = 2000 * parallel_cpu / args.num / args.workers
+    print(f"2,000 forms on {args.workers} idle cores (CPU time / cores): {idle:.1f} s")
     return 0
 
 
