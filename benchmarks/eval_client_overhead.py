@@ -246,27 +246,29 @@ def main(argv: list[str] | None = None) -> int:
         split_dir = _make_split(tmp / "test", args.requests)
         png_kb = statistics.mean(len(_form_png(i)) for i in range(3)) / 1024
         server = _InstantServer(target_json(_record(0)), tmp)
-        # one warm-up of each, so imports and connection set-up are not timed
-        run_ours(split_dir, server.url, 1, 2, tmp)
-        run_seed(split_dir, server.url, 1, 2, tmp)
-        rows = []
-        for workers in args.workers:
-            ours: list[float] = []
-            seed: list[float] = []
-            for _ in range(args.repeats):  # interleaved, so both see the same background load
-                ours.append(run_ours(split_dir, server.url, workers, args.requests, tmp))
-                seed.append(run_seed(split_dir, server.url, workers, args.requests, tmp))
-            per = 1000 / args.requests
-            rows.append(
-                (
-                    workers,
-                    per * statistics.median(ours),
-                    per * statistics.median(seed),
-                    per * min(ours),
-                    per * min(seed),
+        try:
+            # one warm-up of each, so imports and connection set-up are not timed
+            run_ours(split_dir, server.url, 1, 2, tmp)
+            run_seed(split_dir, server.url, 1, 2, tmp)
+            rows = []
+            for workers in args.workers:
+                ours: list[float] = []
+                seed: list[float] = []
+                for _ in range(args.repeats):  # interleaved, so both see the same background load
+                    ours.append(run_ours(split_dir, server.url, workers, args.requests, tmp))
+                    seed.append(run_seed(split_dir, server.url, workers, args.requests, tmp))
+                per = 1000 / args.requests
+                rows.append(
+                    (
+                        workers,
+                        per * statistics.median(ours),
+                        per * statistics.median(seed),
+                        per * min(ours),
+                        per * min(seed),
+                    )
                 )
-            )
-        server.stop()
+        finally:
+            server.stop()
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
