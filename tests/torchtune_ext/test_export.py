@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
 
 
@@ -184,3 +185,79 @@ def test_non_empty_output_needs_force(epoch_copy: Path, tmp_path: Path) -> None:
     export_checkpoint(epoch_copy, out, force=True)
     assert not (out / "keep.txt").exists() and (out / SHARD).is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_exported_lora_answers_through_transformers_serve(
+    tiny_lora_output: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """End to end: export, `transformers serve` the directory, one OpenAI chat request with an image."""
+    import base64
+    import io
+    import time
+    import urllib.request
+
+    from PIL import Image
+
+    out = export_checkpoint(tiny_lora_output, tmp_path / "served", tiny_checkpoint).output_dir
+    (tmp_path / "hf_cache").mkdir()
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hf_cache"), "HF_HUB_OFFLINE": "1"}
+    cmd = [str(Path(sys.executable).parent / "transformers"), "serve", str(out), "--device", "cpu"]
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"{base}/models", timeout=5).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "transformers serve did not come up in 120 s"
+                time.sleep(1)
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(3).integers(0, 255, (80, 60, 3), dtype=np.uint8)).save(
+            buf, "PNG"
+        )
+        url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+        body = {
+            "model": str(out),
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": url}},
+                        {"type": "text", "text": "What is box 1?"},
+                    ],
+                }
+            ],
+            "max_tokens": 6,
+            "temperature": 0,
+        }
+        request = urllib.request.Request(
+            f"{base}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        reply = json.loads(urllib.request.urlopen(request, timeout=120).read())
+        assert reply["usage"]["completion_tokens"] >= 1
+        assert reply["choices"][0]["message"]["content"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
