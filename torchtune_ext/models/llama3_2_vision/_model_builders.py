@@ -3,7 +3,8 @@
 Both sizes are assembled by the same functions from torchtune's own component builders
 (CLIP encoder with projection head, GQA decoder with a cross-attention layer every
 ``fusion_interval`` layers, fusion embedding), so the tiny model exercises exactly the code
-path of the real one.
+path of the real one. The vision encoder is torchtune's modules run with the reference tile/patch
+padding and attention mask (``_encoder.py``): same weights and keys, served-equal features.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from torchtune.models.llama3_2_vision import Llama3VisionTransform
 from torchtune.models.llama3_2_vision._component_builders import (
     LoRATrainable,
     llama3_2_vision_decoder,
-    llama3_2_vision_encoder,
     lora_llama3_2_vision_decoder,
-    lora_llama3_2_vision_encoder,
 )
 from torchtune.modules.model_fusion import DeepFusionModel
 from torchtune.modules.peft import LORA_ATTN_MODULES
 
 from torchtune_ext.models.llama3_2_vision._arch import LLAMA_11B, TINY, VisionArch
+from torchtune_ext.models.llama3_2_vision._encoder import (
+    llama3_2_vision_encoder,
+    lora_llama3_2_vision_encoder,
+)
 
 __all__ = [
     "llama3_2_vision_tiny",
