@@ -1,0 +1,3 @@
+"""Pure-Python metrics for the classification, detection and DocVQA tasks (no torch, no numpy)."""
+
+__all__: list[str] = []
