@@ -92,9 +92,7 @@ MONEY_FIELDS: frozenset[str] = frozenset(
     name for name, f in W2Form.model_fields.items() if f.annotation is float
 )
 #: Integer fields.
-INT_FIELDS: frozenset[str] = frozenset(
-    name for name, f in W2Form.model_fields.items() if f.annotation is int
-)
+INT_FIELDS: frozenset[str] = frozenset(name for name, f in W2Form.model_fields.items() if f.annotation is int)
 
 
 def json_schema() -> dict[str, Any]:
