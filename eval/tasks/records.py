@@ -39,6 +39,8 @@ __all__ = [
     "DetectRecord",
     "DocVQARecord",
     "Loaded",
+    "LABELS_FILE",
+    "find_labels_file",
     "iter_jsonl",
     "load_classify",
     "load_detect",
@@ -47,6 +49,8 @@ __all__ = [
 
 #: File name of the JSONL inside a dataset split directory.
 DATA_FILE = "data.jsonl"
+#: Name of the labels file the generators and importers write next to the splits.
+LABELS_FILE = "labels.txt"
 #: Image files a classification folder tree may hold.
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 
@@ -136,6 +140,26 @@ def _resolve(path: str | Path) -> Path:
     return path
 
 
+def find_labels_file(source: str | Path) -> Optional[Path]:
+    """Find the labels file that belongs to a classification dataset.
+
+    Looks for ``labels.txt`` in the dataset directory (the JSONL's directory for a file),
+    then in its parent (the layout ``OUT/labels.txt`` + ``OUT/<split>/``).
+
+    Args:
+        source (str | Path): the dataset path given to :func:`load_classify`.
+
+    Returns:
+        Optional[Path]: the file, or None.
+    """
+    path = Path(source).expanduser()
+    folder = path if path.is_dir() else path.parent
+    for candidate in (folder / LABELS_FILE, folder.parent / LABELS_FILE):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
     """Yield ``("file:line", object)`` for each non-blank line of a JSONL file.
 
@@ -169,15 +193,11 @@ def _image(row: dict[str, Any], root: Path, where: str) -> Path:
     return path
 
 
-def _row_id(row: dict[str, Any], where: str, default: str, seen: set[str]) -> str:
-    value = row.get("id", default)
+def _row_id(row: dict[str, Any], where: str) -> str:
+    value = row.get("id", where.rsplit(":", 1)[1])  # default: the line number
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise DatasetRowError(f"{where}: 'id' must be a string or integer")
-    rid = str(value)
-    if rid in seen:
-        raise DatasetRowError(f"{where}: duplicate id {rid!r}")
-    seen.add(rid)
-    return rid
+    return str(value)
 
 
 def _read(
@@ -193,7 +213,11 @@ def _read(
         try:
             if not isinstance(row, dict):
                 raise DatasetRowError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            records.append(parse(row, root, where, seen))
+            record = parse(row, root, where)
+            if record.id in seen:
+                raise DatasetRowError(f"{where}: duplicate id {record.id!r}")
+            seen.add(record.id)
+            records.append(record)
         except DatasetRowError as e:
             if not skip_invalid:
                 raise
@@ -245,16 +269,14 @@ def load_classify(
                 raw_labels.append(row["label"])
     label_set = _labels_for(labels, raw_labels)
 
-    def parse(row: dict[str, Any], root: Path, where: str, seen: set[str]) -> ClassifyRecord:
+    def parse(row: dict[str, Any], root: Path, where: str) -> ClassifyRecord:
         raw = row.get("label")
         if not isinstance(raw, str):
             raise DatasetRowError(f"{where}: 'label' must be a string")
         label = label_set.canonical(raw)
         if label is None:
             raise DatasetRowError(f"{where}: label {raw!r} is not in the label set")
-        return ClassifyRecord(
-            _row_id(row, where, where.rsplit(":", 1)[1], seen), _image(row, root, where), label
-        )
+        return ClassifyRecord(_row_id(row, where), _image(row, root, where), label)
 
     records, skipped = _read(source, parse, skip_invalid, limit)
     return Loaded(records, source, skipped, label_set)
@@ -312,8 +334,8 @@ def load_detect(
         raise ValueError(f"unknown box_format {box_format!r}; expected one of {detect.BOX_FORMATS}")
     source = _resolve(path)
 
-    def parse(row: dict[str, Any], root: Path, where: str, seen: set[str]) -> DetectRecord:
-        rid = _row_id(row, where, where.rsplit(":", 1)[1], seen)
+    def parse(row: dict[str, Any], root: Path, where: str) -> DetectRecord:
+        rid = _row_id(row, where)
         image = _image(row, root, where)
         fmt = row.get("box_format", box_format)
         if fmt not in detect.BOX_FORMATS:
@@ -357,8 +379,8 @@ def load_docvqa(
     """
     source = _resolve(path)
 
-    def parse(row: dict[str, Any], root: Path, where: str, seen: set[str]) -> DocVQARecord:
-        rid = _row_id(row, where, where.rsplit(":", 1)[1], seen)
+    def parse(row: dict[str, Any], root: Path, where: str) -> DocVQARecord:
+        rid = _row_id(row, where)
         image = _image(row, root, where)
         question = row.get("question")
         if not isinstance(question, str) or not question.strip():
