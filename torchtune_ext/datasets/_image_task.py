@@ -23,6 +23,7 @@ from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
 from eval.tasks import CONTENT_ORDER
+from eval.tasks.records import DatasetRowError
 
 __all__ = ["Example", "ImageTaskDataset", "image_task_messages"]
 
@@ -67,13 +68,20 @@ def image_task_messages(image: Image.Image, prompt: str, answer: str) -> list[Me
 class _ToMessages(Transform):
     """Record -> {"messages": ...}; a class rather than a closure so worker processes can pickle it."""
 
-    def __init__(self, to_example: Callable[[Any], Example]) -> None:
+    def __init__(self, to_example: Callable[[Any], Example], source: str) -> None:
         self._to_example = to_example
+        self._source = source
 
     def __call__(self, record: Any) -> dict[str, Any]:
         example = self._to_example(record)
-        with Image.open(example.image) as im:
-            image = im.convert("RGB")
+        try:
+            with Image.open(example.image) as im:
+                image = im.convert("RGB")
+        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+            rid = getattr(record, "id", "?")
+            raise DatasetRowError(
+                f"{self._source}: id {rid}: image {example.image} cannot be decoded ({e})"
+            ) from e
         return {"messages": image_task_messages(image, example.prompt, example.answer)}
 
 
@@ -89,6 +97,9 @@ class ImageTaskDataset(Dataset, Generic[R]):
 
     Raises:
         ValueError: if there is no record.
+
+    ``__getitem__`` raises :class:`~eval.tasks.records.DatasetRowError` (naming the source and
+    the record id) for an image that exists but does not decode.
     """
 
     def __init__(
@@ -104,7 +115,7 @@ class ImageTaskDataset(Dataset, Generic[R]):
             raise ValueError(f"{source}: no usable examples ({len(skipped)} invalid rows skipped)")
         self._records = list(records)
         self._transform = SFTTransform(
-            message_transform=_ToMessages(to_example), model_transform=model_transform
+            message_transform=_ToMessages(to_example, source), model_transform=model_transform
         )
         self.skipped: tuple[str, ...] = tuple(skipped)
         if skipped:

@@ -38,6 +38,11 @@ class ClassifyDataset(ImageTaskDataset[ClassifyRecord]):
     labels: classify.LabelSet
 
 
+def _no_packing(packed: bool) -> None:
+    if packed:
+        raise ValueError("Multimodal datasets don't support packing yet.")
+
+
 def _classify_example(prompt: str, record: ClassifyRecord) -> Example:
     return Example(record.image, prompt, classify.target_json(record.label))
 
@@ -52,10 +57,12 @@ def _docvqa_example(record: DocVQARecord) -> Example:
 
 def classify_dataset(
     model_transform: Transform,
+    *,
     source: str,
     labels: Optional[str] = None,
     skip_invalid: bool = False,
     limit: Optional[int] = None,
+    packed: bool = False,
 ) -> ClassifyDataset:
     """Classification SFT dataset: image + label list -> ``{"label": "<label>"}``.
 
@@ -68,13 +75,16 @@ def classify_dataset(
             prompt lists these labels, so train and evaluation must use the same file.
         skip_invalid (bool): drop bad rows (counted and logged) instead of raising.
         limit (Optional[int]): use at most this many examples.
+        packed (bool): unsupported for multimodal data, as in torchtune's ``vqa_dataset``.
 
     Returns:
         ClassifyDataset: the dataset; ``.labels`` holds the label set.
 
     Raises:
         DatasetRowError: on a bad row, naming file and line (unless ``skip_invalid``).
+        ValueError: if ``packed`` is True.
     """
+    _no_packing(packed)
     labels_path = labels if labels is not None else find_labels_file(source)
     loaded = load_classify(source, labels_path, skip_invalid=skip_invalid, limit=limit)
     ds = ClassifyDataset(
@@ -90,11 +100,13 @@ def classify_dataset(
 
 def detect_dataset(
     model_transform: Transform,
+    *,
     source: str,
     box_format: str = "pixel",
     object_name: str = detect.DEFAULT_OBJECT,
     skip_invalid: bool = False,
     limit: Optional[int] = None,
+    packed: bool = False,
 ) -> ImageTaskDataset[DetectRecord]:
     """Detection SFT dataset: image -> ``{"boxes": [[x1, y1, x2, y2], ...]}`` on the 0-1000 grid.
 
@@ -107,13 +119,16 @@ def detect_dataset(
         object_name (str): the object named in the prompt.
         skip_invalid (bool): drop bad rows (counted and logged) instead of raising.
         limit (Optional[int]): use at most this many examples.
+        packed (bool): unsupported for multimodal data, as in torchtune's ``vqa_dataset``.
 
     Returns:
         ImageTaskDataset[DetectRecord]: the dataset.
 
     Raises:
         DatasetRowError: on a bad row, naming file and line (unless ``skip_invalid``).
+        ValueError: if ``packed`` is True.
     """
+    _no_packing(packed)
     loaded = load_detect(source, box_format=box_format, skip_invalid=skip_invalid, limit=limit)
     return ImageTaskDataset(
         loaded.records,
@@ -126,9 +141,11 @@ def detect_dataset(
 
 def docvqa_dataset(
     model_transform: Transform,
+    *,
     source: str,
     skip_invalid: bool = False,
     limit: Optional[int] = None,
+    packed: bool = False,
 ) -> ImageTaskDataset[DocVQARecord]:
     """DocVQA SFT dataset: image + question -> the first gold answer.
 
@@ -138,13 +155,16 @@ def docvqa_dataset(
             holding ``data.jsonl``.
         skip_invalid (bool): drop bad rows (counted and logged) instead of raising.
         limit (Optional[int]): use at most this many examples.
+        packed (bool): unsupported for multimodal data, as in torchtune's ``vqa_dataset``.
 
     Returns:
         ImageTaskDataset[DocVQARecord]: the dataset.
 
     Raises:
         DatasetRowError: on a bad row, naming file and line (unless ``skip_invalid``).
+        ValueError: if ``packed`` is True.
     """
+    _no_packing(packed)
     loaded = load_docvqa(source, skip_invalid=skip_invalid, limit=limit)
     return ImageTaskDataset(
         loaded.records, _docvqa_example, model_transform, skipped=loaded.skipped, source=str(loaded.source)

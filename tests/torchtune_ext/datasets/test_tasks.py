@@ -58,7 +58,7 @@ def _image_before_text(transform, sample, text):
 
 
 def test_classify_tokens_labels(transform, data):
-    ds = classify_dataset(transform, str(data / "classify" / "train"))
+    ds = classify_dataset(transform, source=str(data / "classify" / "train"))
     assert len(ds) == 4 and ds.labels.labels == ("Acme", "Borealis")  # labels.txt found in the parent
     sample = ds[1]
     answer, prompt = _answer_and_prompt(transform, sample)
@@ -68,7 +68,7 @@ def test_classify_tokens_labels(transform, data):
 
 
 def test_detect_tokens_labels(transform, data):
-    ds = detect_dataset(transform, str(data / "detect" / "train"))
+    ds = detect_dataset(transform, source=str(data / "detect" / "train"))
     rows = [json.loads(x) for x in (data / "detect" / "train" / "data.jsonl").read_text().splitlines()]
     answer, prompt = _answer_and_prompt(transform, ds[0])
     boxes = [detect.to_grid(b, "pixel", rows[0]["width"], rows[0]["height"]) for b in rows[0]["boxes"]]
@@ -77,13 +77,13 @@ def test_detect_tokens_labels(transform, data):
     assert (
         detect.prompt("logo")
         in _answer_and_prompt(
-            transform, detect_dataset(transform, str(data / "detect" / "train"), object_name="logo")[0]
+            transform, detect_dataset(transform, source=str(data / "detect" / "train"), object_name="logo")[0]
         )[1]
     )
 
 
 def test_docvqa_tokens_labels(transform, data):
-    ds = docvqa_dataset(transform, str(data / "docvqa" / "train" / "data.jsonl"))
+    ds = docvqa_dataset(transform, source=str(data / "docvqa" / "train" / "data.jsonl"))
     record = ds._records[1]
     answer, prompt = _answer_and_prompt(transform, ds[1])
     assert answer == record.answers[0]
@@ -97,10 +97,23 @@ def test_bad_row_error_and_skip(transform, data, tmp_path):
     path = data / "docvqa" / "train" / "bad.jsonl"
     path.write_text("\n".join([lines[0], json.dumps(bad), lines[1]]) + "\n")
     with pytest.raises(DatasetRowError, match=r"bad.jsonl:2: 'question' must be a non-empty string"):
-        docvqa_dataset(transform, str(path))
-    ds = docvqa_dataset(transform, str(path), skip_invalid=True)
+        docvqa_dataset(transform, source=str(path))
+    ds = docvqa_dataset(transform, source=str(path), skip_invalid=True)
     assert len(ds) == 2 and len(ds.skipped) == 1
     only_bad = tmp_path / "only_bad.jsonl"
     only_bad.write_text(json.dumps(bad) + "\n")
     with pytest.raises(ValueError, match="no usable examples"):
-        docvqa_dataset(transform, str(only_bad), skip_invalid=True)
+        docvqa_dataset(transform, source=str(only_bad), skip_invalid=True)
+
+
+def test_undecodable_image_names_record(transform, data, tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "x7", "image": "broken.jpg", "boxes": []}) + "\n")
+    ds = detect_dataset(transform, source=str(tmp_path))
+    with pytest.raises(DatasetRowError, match=r"data.jsonl: id x7: image .*broken.jpg cannot be decoded"):
+        ds[0]
+
+
+def test_packed_refused(transform, data):
+    with pytest.raises(ValueError, match="packing"):
+        classify_dataset(transform, source=str(data / "classify" / "train"), packed=True)
