@@ -19,13 +19,12 @@ Training (``torchtune_ext.datasets.classify_dataset``) and evaluation
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from eval.metrics.common import normalize_text
 from eval.tasks.parsing import extract_json_value, strip_code_fences
 
 __all__ = [
@@ -60,8 +59,8 @@ class LabelsFileError(ValueError):
 def normalize_label(text: str) -> str:
     """Normalise a label or an answer for lookup.
 
-    NFKC, casefold, surrounding whitespace / quotes / backticks stripped, one trailing ``.``
-    dropped, inner whitespace collapsed to one space.
+    :func:`eval.metrics.common.normalize_text` (NFKC, casefold, whitespace collapsed), with
+    surrounding quotes / backticks and one trailing ``.`` removed.
 
     Args:
         text (str): a label, an alias or a model answer.
@@ -69,11 +68,10 @@ def normalize_label(text: str) -> str:
     Returns:
         str: the lookup key.
     """
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = text.strip(_STRIP_CHARS)
+    text = normalize_text(text).strip(_STRIP_CHARS)
     if text.endswith("."):
         text = text[:-1].strip(_STRIP_CHARS)
-    return re.sub(r"\s+", " ", text)
+    return text
 
 
 @dataclass(frozen=True)

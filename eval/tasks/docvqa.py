@@ -8,7 +8,7 @@ both import from here.
   (the DocVQA authors' advice for single-answer training, :func:`target_text`).
 * **Reading a prediction** (:func:`parse_answer`): the response with code fences removed;
   a JSON object with an ``answer`` string, or a JSON string, is unwrapped. Scoring
-  normalises further (see ``eval.scoring.docvqa``).
+  normalises further (see ``eval.metrics.docvqa``).
 """
 
 from __future__ import annotations

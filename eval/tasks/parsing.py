@@ -1,7 +1,15 @@
-"""Tolerant reading of JSON from free-form model output (shared by the task parsers).
+"""Reading JSON values (objects *and* lists) from free-form model output, for the task parsers.
 
-Models that are not constrained by a schema wrap their JSON in code fences or prose. These
-helpers find the JSON but never invent values: if nothing decodes, they say so.
+Built on :func:`eval.parsing.extract_json_object` (the evaluators' one object finder, which
+never repairs JSON): objects are found exactly as for W-2. Tasks whose answer may also be a
+bare JSON list (detection) need two more cases, tried first:
+
+1. the whole reply is JSON (any type);
+2. the body of the first Markdown code fence is JSON (any type);
+3. otherwise the first complete JSON object in the reply (:func:`extract_json_object`).
+
+A list surrounded by prose without a fence is not found as JSON (a detection parser then
+falls back to bare numbers).
 """
 
 from __future__ import annotations
@@ -10,11 +18,11 @@ import json
 import re
 from typing import Any
 
+from eval.parsing import extract_json_object
+
 __all__ = ["strip_code_fences", "extract_json_value"]
 
 _FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+-]*[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
-#: Bound on decode attempts, so a long response full of brackets stays cheap.
-_MAX_ATTEMPTS = 64
 
 
 def strip_code_fences(text: str) -> str:
@@ -31,10 +39,7 @@ def strip_code_fences(text: str) -> str:
 
 
 def extract_json_value(text: str) -> Any:
-    """Find the first JSON object or array in ``text`` (or the whole text if it is JSON).
-
-    Tries, in order: the whole text (after removing code fences), then each ``{`` or ``[``
-    from the left with :meth:`json.JSONDecoder.raw_decode` (trailing prose is ignored).
+    """Find the JSON answer in ``text`` (rules in the module docstring).
 
     Args:
         text (str): model output.
@@ -42,20 +47,9 @@ def extract_json_value(text: str) -> Any:
     Returns:
         Any: the decoded value, or None when nothing decodes (a JSON ``null`` also gives None).
     """
-    body = strip_code_fences(text)
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, RecursionError):
-        pass
-    decoder = json.JSONDecoder()
-    attempts = 0
-    for match in re.finditer(r"[\[{]", body):
-        attempts += 1
-        if attempts > _MAX_ATTEMPTS:
-            break
+    for candidate in (text.strip(), strip_code_fences(text)):
         try:
-            value, _ = decoder.raw_decode(body, match.start())
-        except (json.JSONDecodeError, RecursionError):
+            return json.loads(candidate)
+        except (ValueError, RecursionError):
             continue
-        return value
-    return None
+    return extract_json_object(text).value

@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 from eval.tasks.detect import Box
 
-__all__ = ["iou", "match_boxes", "ImageResult", "DetectScores", "score_image", "aggregate"]
+__all__ = ["iou", "match_boxes", "ImageResult", "DetectScores", "score_detection", "aggregate_detection"]
 
 
 def _area(b: Sequence[int]) -> int:
@@ -122,7 +122,9 @@ class ImageResult:
         }
 
 
-def score_image(preds: Optional[Sequence[Box]], gts: Sequence[Box], threshold: float = 0.5) -> ImageResult:
+def score_detection(
+    preds: Optional[Sequence[Box]], gts: Sequence[Box], threshold: float = 0.5
+) -> ImageResult:
     """Match one image's predictions against its ground truth.
 
     Args:
@@ -193,7 +195,7 @@ class DetectScores:
         return dict(self.__dict__)
 
 
-def aggregate(results: Sequence[ImageResult], threshold: float = 0.5) -> DetectScores:
+def aggregate_detection(results: Sequence[ImageResult], threshold: float = 0.5) -> DetectScores:
     """Sum per-image results into dataset metrics.
 
     Args:

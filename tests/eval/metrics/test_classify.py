@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from eval.scoring.classify import plot_confusion, score_classification, write_confusion_csv
+from eval.metrics.classify import plot_confusion, score_classification, write_confusion_csv
 from eval.tasks.classify import LabelSet
 
 LABELS = LabelSet(("A", "B", "C", "D"))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eval.scoring.docvqa import anls, exact_match, levenshtein, normalize_answer, score_docvqa
+from eval.metrics.docvqa import anls, exact_match, levenshtein, normalize_answer, score_docvqa
 
 
 def test_normalisation():
