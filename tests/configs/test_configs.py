@@ -40,7 +40,11 @@ def _recipe_keys(source: str) -> set[str]:
 
 def _data_dirs(request: pytest.FixtureRequest) -> dict[str, Callable[[], Path]]:
     """Dataset builder -> a fixture giving a directory it can read."""
-    return {"torchtune_ext.datasets.w2_dataset": lambda: request.getfixturevalue("w2_data")}
+    tasks = {
+        f"torchtune_ext.datasets.{task}_dataset": (lambda task=task: request.getfixturevalue("task_data")[task])
+        for task in ("classify", "detect", "docvqa")
+    }
+    return {"torchtune_ext.datasets.w2_dataset": lambda: request.getfixturevalue("w2_data"), **tasks}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(REPO / "configs")) for p in CONFIGS])
