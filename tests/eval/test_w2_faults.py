@@ -39,7 +39,7 @@ def _args(url: str, split: Path, out: Path, *extra: str) -> list[str]:
         "--output_dir",
         str(out),
         "--timeout",
-        "0.5",
+        "2",
         "--retries",
         "2",
         "--retry_base_delay",
@@ -75,7 +75,7 @@ def test_every_fault_is_survived_and_scored(tmp_path: Path, kit, fault_server, c
         0: [kit.ok(target_json(gts[0]))],
         1: [kit.status(500), kit.status(503), kit.ok("```json\n" + target_json(gts[1]) + "\n```")],
         2: [kit.status(429, "slow down", {"Retry-After": "0"}), kit.ok("Sure! " + json.dumps(doc2))],
-        3: [kit.hang(3.0), kit.ok(target_json(gts[3]))],  # first attempt exceeds --timeout 0.5
+        3: [kit.hang(6.0), kit.ok(target_json(gts[3]))],  # first attempt exceeds --timeout 2
         4: [kit.TRUNCATED, kit.ok('{"box_1_wages": 1')],  # then invalid JSON with finish_reason stop
         5: [kit.NONJSON],  # every attempt: request_failed after 1 + 2 retries
         6: [kit.status(400, "This model's maximum context length is 9000 tokens")],
