@@ -40,7 +40,13 @@ def _recipe_keys(source: str) -> set[str]:
 
 def _data_dirs(request: pytest.FixtureRequest) -> dict[str, Callable[[], Path]]:
     """Dataset builder -> a fixture giving a directory it can read."""
-    return {"torchtune_ext.datasets.w2_dataset": lambda: request.getfixturevalue("w2_data")}
+
+    def task(name: str) -> Callable[[], Path]:
+        return lambda: request.getfixturevalue("task_data")[name]
+
+    names = ("classify", "detect", "docvqa")
+    tasks = {f"torchtune_ext.datasets.{name}_dataset": task(name) for name in names}
+    return {"torchtune_ext.datasets.w2_dataset": lambda: request.getfixturevalue("w2_data"), **tasks}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(REPO / "configs")) for p in CONFIGS])
