@@ -29,9 +29,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
-__all__ = ["DEFAULT_MAX_STRING_CHARS", "DEFAULT_MAX_ABS_NUMBER", "DEFAULT_MAX_ITEMS", "bounded_json_schema"]
+__all__ = [
+    "DEFAULT_MAX_STRING_CHARS",
+    "DEFAULT_MAX_ABS_NUMBER",
+    "DEFAULT_MAX_ITEMS",
+    "bounded_json_schema",
+    "BoundedSchemaTask",
+]
 
 #: Longest string value allowed by the bounded schema.
 DEFAULT_MAX_STRING_CHARS = 64
@@ -105,3 +111,49 @@ def bounded_json_schema(
     out = copy.deepcopy(dict(schema))
     _bound(out, max_string_chars, max_abs_number, max_items)
     return out
+
+
+class BoundedSchemaTask:
+    """A task adapter whose ``response_format`` carries :func:`bounded_json_schema` of its schema.
+
+    Everything else is delegated to the wrapped adapter unchanged (prompt, scoring: replies
+    are still validated against the task's own schema).
+
+    Args:
+        task (Any): a :class:`~eval.runner.TaskAdapter`.
+        max_string_chars (int): longest string value the bounded schema allows.
+        max_abs_number (float): largest absolute number it allows.
+    """
+
+    def __init__(
+        self,
+        task: Any,
+        max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
+        max_abs_number: float = DEFAULT_MAX_ABS_NUMBER,
+    ) -> None:
+        self._task = task
+        self.max_string_chars = max_string_chars
+        self.max_abs_number = max_abs_number
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+    def response_format(self) -> Optional[dict[str, Any]]:
+        """The task's ``response_format`` (``json_schema`` form) with its schema bounded.
+
+        Returns:
+            Optional[dict[str, Any]]: None if the task has no schema.
+
+        Raises:
+            ValueError: if the task's ``response_format`` is not of type ``json_schema``.
+        """
+        fmt = self._task.response_format()
+        if fmt is None:
+            return None
+        if fmt.get("type") != "json_schema" or "schema" not in fmt.get("json_schema", {}):
+            raise ValueError(f"task {self._task.name!r}: response_format is not a json_schema one: {fmt}")
+        out = copy.deepcopy(fmt)
+        out["json_schema"]["schema"] = bounded_json_schema(
+            fmt["json_schema"]["schema"], self.max_string_chars, self.max_abs_number
+        )
+        return out
