@@ -245,6 +245,7 @@ def run_from_args(
     make_adapter: Callable[[argparse.Namespace, Split], Any],
     *,
     task: str,
+    load: Optional[Callable[[str], Split]] = None,
 ) -> int:
     """Run an evaluation from parsed arguments (everything after argument parsing).
 
@@ -253,6 +254,9 @@ def run_from_args(
         make_adapter (Callable[[argparse.Namespace, Split], Any]): builds the task adapter; may
             raise :class:`~eval.data.DatasetError` for a split it cannot use.
         task (str): task name.
+        load (Optional[Callable[[str], Split]]): reads ``--dataset`` into a split (anything
+            with ``len``, ``row(i)``, ``sha256()`` and ``path``); default
+            :func:`eval.data.load_split`. May raise :class:`~eval.data.DatasetError`.
 
     Returns:
         int: the exit status (see the module docstring).
@@ -268,7 +272,7 @@ def run_from_args(
     _check_args(args)
     wandb = _import_wandb() if args.wandb else None
     try:
-        split = load_split(args.dataset)
+        split = (load or load_split)(args.dataset)
         adapter = make_adapter(args, split)
     except DatasetError as exc:
         raise CLIError(str(exc)) from exc

@@ -1,0 +1,128 @@
+"""A map-style SFT dataset over validated task records: one image, one prompt, one answer.
+
+Each example becomes a user turn (image and prompt, in ``eval.tasks.CONTENT_ORDER``, masked
+out of the loss) and an assistant turn (the answer): only the assistant turn's tokens (its
+header, the answer, ``<|eot_id|>``) carry labels, as in torchtune's ``vqa_dataset``. Tokenized
+by the model transform through torchtune's :class:`~torchtune.datasets.SFTTransform`, so the
+output keys (``tokens``, ``labels``, ``mask``, ``encoder_input``, ``encoder_mask``) are what
+torchtune's collates and recipes expect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from PIL import Image
+from torch.utils.data import Dataset
+from torchtune.data import Message
+from torchtune.datasets._sft import SFTTransform
+from torchtune.modules.transforms import Transform
+
+from eval.tasks import CONTENT_ORDER
+from eval.tasks.records import DatasetRowError
+
+__all__ = ["Example", "ImageTaskDataset", "image_task_messages"]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Example:
+    """What one training example shows the model.
+
+    Attributes:
+        image (Path): the image file.
+        prompt (str): the task prompt for this example.
+        answer (str): the target the model learns (the only tokens in the loss).
+    """
+
+    image: Path
+    prompt: str
+    answer: str
+
+
+def image_task_messages(image: Image.Image, prompt: str, answer: str) -> list[Message]:
+    """User turn (image and prompt in ``CONTENT_ORDER``, masked) + assistant turn (answer).
+
+    Args:
+        image (Image.Image): the decoded image.
+        prompt (str): the prompt.
+        answer (str): the answer.
+
+    Returns:
+        list[Message]: the two messages.
+    """
+    parts = {"image": {"type": "image", "content": image}, "text": {"type": "text", "content": prompt}}
+    return [
+        Message(role="user", content=[parts[kind] for kind in CONTENT_ORDER], masked=True),
+        Message(role="assistant", content=answer, masked=False),
+    ]
+
+
+class _ToMessages(Transform):
+    """Record -> {"messages": ...}; a class rather than a closure so worker processes can pickle it."""
+
+    def __init__(self, to_example: Callable[[Any], Example], source: str) -> None:
+        self._to_example = to_example
+        self._source = source
+
+    def __call__(self, record: Any) -> dict[str, Any]:
+        example = self._to_example(record)
+        try:
+            with Image.open(example.image) as im:
+                image = im.convert("RGB")
+        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+            rid = getattr(record, "id", "?")
+            raise DatasetRowError(
+                f"{self._source}: id {rid}: image {example.image} cannot be decoded ({e})"
+            ) from e
+        return {"messages": image_task_messages(image, example.prompt, example.answer)}
+
+
+class ImageTaskDataset(Dataset, Generic[R]):
+    """Map-style dataset of single-image SFT examples built from task records.
+
+    Args:
+        records (Sequence[R]): validated records (``eval.tasks.records``).
+        to_example (Callable[[R], Example]): how a record is shown to the model.
+        model_transform (Transform): e.g. ``llama3_2_vision_transform(...)``.
+        skipped (Sequence[str]): ``file:line: reason`` of rows dropped by ``skip_invalid``.
+        source (str): where the records came from (for messages).
+
+    Raises:
+        ValueError: if there is no record.
+
+    ``__getitem__`` raises :class:`~eval.tasks.records.DatasetRowError` (naming the source and
+    the record id) for an image that exists but does not decode.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[R],
+        to_example: Callable[[R], Example],
+        model_transform: Transform,
+        *,
+        skipped: Sequence[str] = (),
+        source: str = "",
+    ) -> None:
+        if not records:
+            raise ValueError(f"{source}: no usable examples ({len(skipped)} invalid rows skipped)")
+        self._records = list(records)
+        self._transform = SFTTransform(
+            message_transform=_ToMessages(to_example, source), model_transform=model_transform
+        )
+        self.skipped: tuple[str, ...] = tuple(skipped)
+        if skipped:
+            log.warning("%s: skipped %d invalid row(s); first: %s", source, len(skipped), skipped[0])
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._transform(self._records[index])

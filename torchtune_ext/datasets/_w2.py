@@ -1,0 +1,313 @@
+"""The W-2 dataset for torchtune recipes: one user turn (image, then the prompt), one answer.
+
+Reads a ``save_to_disk`` directory (the output of :mod:`torchtune_ext.data.prepare_w2`,
+or the generator's raw output) and builds, per row::
+
+    Message(role="user", content=[image, PROMPT] in CONTENT_ORDER, masked=True)
+    Message(role="assistant", content=target_json(ground truth), masked=False)
+
+then applies the model transform and sets ``labels`` exactly as torchtune's ``SFTDataset``
+does (``CROSS_ENTROPY_IGNORE_IDX`` where masked), so the loss covers only the answer
+turn. Tokens, labels and image tiles are identical to torchtune's stock ``vqa_dataset``
+over the prepared columns; the prompt and target serialisation come from
+:mod:`eval.tasks.w2`, the one definition evaluation also uses.
+
+Ground truth is parsed and checked against ``W2Form`` once, when the dataset is built;
+images are checked then too, without decoding pixels (header, and checksums for PNG),
+so every image is decoded exactly once, in ``__getitem__``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from PIL import Image as PILImage
+from pydantic import ValidationError
+from torch.utils.data import Dataset
+from torchtune.data import Message
+from torchtune.datasets._sft import SFTTransform
+from torchtune.modules.transforms import Transform
+
+from eval.tasks import CONTENT_ORDER
+from eval.tasks.w2 import PROMPT, W2Form, target_json
+
+__all__ = ["W2DataError", "W2Dataset", "W2ToMessages", "w2_dataset", "parse_ground_truth"]
+
+log = logging.getLogger(__name__)
+
+
+class W2DataError(ValueError):
+    """A row or directory the W-2 dataset cannot use; the message names split, row and problem."""
+
+
+class W2ToMessages(Transform):
+    """Turn ``{"image": PIL image, "target": answer}`` into the two torchtune messages.
+
+    The user turn holds the image and :data:`eval.tasks.w2.PROMPT` in
+    :data:`eval.tasks.CONTENT_ORDER` and is masked; the assistant turn holds the target and
+    is not, so only the answer is learned.
+    """
+
+    def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
+        """Build the messages.
+
+        Args:
+            sample (Mapping[str, Any]): ``image`` (PIL image) and ``target`` (str).
+
+        Returns:
+            dict[str, Any]: ``{"messages": [user, assistant]}``.
+        """
+        parts = {
+            "image": {"type": "image", "content": sample["image"]},
+            "text": {"type": "text", "content": PROMPT},
+        }
+        user = Message(role="user", content=[parts[k] for k in CONTENT_ORDER], masked=True, eot=True)
+        answer = Message(
+            role="assistant", content=[{"type": "text", "content": sample["target"]}], masked=False, eot=True
+        )
+        return {"messages": [user, answer]}
+
+
+def parse_ground_truth(value: Any) -> dict[str, Any]:
+    """Parse one ``ground_truth`` cell (flat or ``{"gt_parse": ...}``) and check it against W2Form.
+
+    Args:
+        value (Any): a JSON string, or an already-parsed mapping.
+
+    Returns:
+        dict[str, Any]: the flat record, values as stored (``"None"`` stays a string).
+
+    Raises:
+        W2DataError: if the cell is missing, not valid JSON, not an object, or does not
+            match ``W2Form`` (the message says which fields and why).
+    """
+    if value is None:
+        raise W2DataError("ground_truth is missing")
+    if isinstance(value, str):
+        try:
+            obj = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise W2DataError(f"ground_truth is not valid JSON ({e})") from None
+    else:
+        obj = value
+    if isinstance(obj, Mapping) and "gt_parse" in obj:
+        obj = obj["gt_parse"]
+    if not isinstance(obj, Mapping):
+        raise W2DataError(f"ground_truth is a JSON {type(obj).__name__}, not an object")
+    try:
+        W2Form.model_validate(obj)
+    except ValidationError as e:
+        errors = e.errors()
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(record)"
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise W2DataError(f"ground_truth does not match W2Form: {where}: {first['msg']}{more}") from None
+    return dict(obj)
+
+
+def _check_image(cell: Any) -> None:
+    """Check an undecoded HF Image cell without decoding its pixels."""
+    if cell is None or (cell.get("bytes") is None and not cell.get("path")):
+        raise W2DataError("image is missing")
+    data, path = cell.get("bytes"), cell.get("path")
+    if data is None and not os.path.exists(path):
+        raise W2DataError(f"image file {path} does not exist")
+    try:
+        with PILImage.open(io.BytesIO(data) if data is not None else path) as im:
+            im.verify()  # PNG: chunk checksums; others: header only. No pixel decoding.
+    except Exception as e:  # PIL raises many types for bad files
+        raise W2DataError(f"image cannot be decoded ({type(e).__name__}: {e})") from None
+
+
+def _load_split(data_dir: str | Path, split: str):  # -> datasets.Dataset
+    import datasets
+
+    path = Path(data_dir)
+    if not path.is_dir():
+        raise W2DataError(f"W-2 data directory {path} does not exist")
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError as e:
+        raise W2DataError(f"{path} is not a dataset saved with save_to_disk ({e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise W2DataError(f"{path} has no split {split!r}; it has {', '.join(ds) or 'none'}")
+        ds = ds[split]
+    return ds
+
+
+class W2Dataset(Dataset):
+    """Map-style dataset of tokenized W-2 samples for torchtune recipes.
+
+    Args:
+        model_transform (Transform): the model transform, e.g. ``llama3_2_vision_transform``;
+            it must return ``tokens`` and ``mask`` (and, for vision, ``encoder_input`` and
+            ``encoder_mask``).
+        data_dir (str | Path): a ``save_to_disk`` directory: a ``DatasetDict`` (then
+            ``split`` picks the subdirectory) or a single split.
+        split (str): split of a ``DatasetDict`` directory.
+        skip_invalid (bool): skip bad rows (and log their count once) instead of raising.
+        filter_fn (Callable[[dict], bool] | None): keep only rows for which this returns True;
+            it sees the raw row (decoded image, ground-truth string), like ``SFTDataset``'s.
+        image_column (str): column of HF ``Image`` cells.
+        ground_truth_column (str): column of ground-truth JSON (flat or ``gt_parse``-wrapped).
+
+    Raises:
+        W2DataError: missing directory, split or column; a bad row when ``skip_invalid`` is False.
+    """
+
+    def __init__(
+        self,
+        model_transform: Transform,
+        *,
+        data_dir: str | Path,
+        split: str = "train",
+        skip_invalid: bool = False,
+        filter_fn: Callable[[dict[str, Any]], bool] | None = None,
+        image_column: str = "image",
+        ground_truth_column: str = "ground_truth",
+    ) -> None:
+        import datasets
+
+        ds = _load_split(data_dir, split)
+        where = f"{data_dir} split {split}"
+        for col in (image_column, ground_truth_column):
+            if col not in ds.column_names:
+                raise W2DataError(f"{where} has no column {col!r}; it has {ds.column_names}")
+        if not isinstance(ds.features[image_column], datasets.Image):
+            raise W2DataError(
+                f"{where} column {image_column!r} is {ds.features[image_column]}, expected datasets.Image"
+            )
+        keep: list[int] | range = range(len(ds))
+        if filter_fn is not None:
+            keep = [i for i in keep if filter_fn(ds[i])]
+        wanted = set(keep)
+
+        truths = ds.select_columns([ground_truth_column])[:][ground_truth_column]
+        raw = ds.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+        problems: dict[int, str] = {}
+        batch_size = 128
+        for start, batch in zip(range(0, len(ds), batch_size), raw.iter(batch_size), strict=False):
+            for i, cell in enumerate(batch[image_column], start):
+                if i not in wanted:
+                    continue
+                try:
+                    _check_image(cell)
+                except W2DataError as e:
+                    problems[i] = str(e)
+        self.skipped: list[tuple[int, str]] = []
+        self._rows: list[int] = []
+        self._targets: list[str] = []
+        for i in keep:
+            try:
+                if i in problems:
+                    raise W2DataError(problems[i])
+                target = target_json(parse_ground_truth(truths[i]))
+            except W2DataError as e:
+                if not skip_invalid:
+                    raise W2DataError(f"{where} row {i}: {e}") from None
+                self.skipped.append((i, str(e)))
+                continue
+            self._rows.append(i)
+            self._targets.append(target)
+        if self.skipped:
+            first_row, first_problem = self.skipped[0]
+            log.warning(
+                "w2_dataset: skipped %d of %d rows of %s (skip_invalid); first: row %d: %s",
+                len(self.skipped), len(keep), where, first_row, first_problem,
+            )  # fmt: skip
+        self._where = where
+        self._images = ds.select_columns([image_column])
+        self._image_column = image_column
+        self._prepare = SFTTransform(message_transform=W2ToMessages(), model_transform=model_transform)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def row_index(self, index: int) -> int:
+        """Row number in the source split of sample ``index`` (skipped rows left out).
+
+        Args:
+            index (int): position in this dataset.
+
+        Returns:
+            int: row in the split on disk.
+        """
+        return self._rows[index]
+
+    def target(self, index: int) -> str:
+        """The answer sample ``index`` is trained on (``target_json`` of its ground truth).
+
+        Args:
+            index (int): position in this dataset.
+
+        Returns:
+            str: the canonical JSON answer.
+        """
+        return self._targets[index]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self._rows[index]
+        try:
+            image = self._images[row][self._image_column]
+        except Exception as e:  # passed the upfront checks but the pixels do not decode
+            problem = f"image cannot be decoded ({type(e).__name__}: {e})"
+            raise W2DataError(f"{self._where} row {row}: {problem}") from e
+        return self._prepare({"image": image, "target": self._targets[index]})
+
+
+def w2_dataset(
+    model_transform: Transform,
+    *,
+    data_dir: str,
+    split: str = "train",
+    skip_invalid: bool = False,
+    filter_fn: Callable[[dict[str, Any]], bool] | None = None,
+    image_column: str = "image",
+    ground_truth_column: str = "ground_truth",
+    packed: bool = False,
+) -> W2Dataset:
+    """Builder of the W-2 dataset, for ``dataset: _component_: torchtune_ext.datasets.w2_dataset``.
+
+    Args:
+        model_transform (Transform): the model transform (torchtune recipes pass it first).
+        data_dir (str): ``save_to_disk`` directory, e.g. the output of ``prepare_w2``.
+        split (str): ``train``, ``validation`` or ``test``.
+        skip_invalid (bool): skip and count bad rows instead of raising.
+        filter_fn (Callable[[dict], bool] | None): keep only rows for which this is True.
+        image_column (str): column of HF ``Image`` cells.
+        ground_truth_column (str): column of ground-truth JSON.
+        packed (bool): unsupported for multimodal data, as in torchtune's ``vqa_dataset``.
+
+    Returns:
+        W2Dataset: the dataset.
+
+    Raises:
+        ValueError: if ``packed`` is True.
+        W2DataError: see :class:`W2Dataset`.
+
+    Example:
+        .. code-block:: yaml
+
+            dataset:
+              _component_: torchtune_ext.datasets.w2_dataset
+              data_dir: fake_w2_us_tax_form_dataset_train30_test70
+              split: train
+    """
+    if packed:
+        raise ValueError("Multimodal datasets don't support packing yet.")
+    return W2Dataset(
+        model_transform,
+        data_dir=data_dir,
+        split=split,
+        skip_invalid=skip_invalid,
+        filter_fn=filter_fn,
+        image_column=image_column,
+        ground_truth_column=ground_truth_column,
+    )
