@@ -19,12 +19,12 @@ Training (``torchtune_ext.datasets.classify_dataset``) and evaluation
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from eval.metrics.common import normalize_text
 from eval.tasks.parsing import extract_json_value, strip_code_fences
 
 __all__ = [
@@ -59,7 +59,8 @@ class LabelsFileError(ValueError):
 def normalize_label(text: str) -> str:
     """Normalise a label or an answer for lookup.
 
-    :func:`eval.metrics.common.normalize_text` (NFKC, casefold, whitespace collapsed), with
+    NFKC, casefold and whitespace collapsed (the text normalisation of
+    ``eval.metrics.common.normalize_text``; task definitions do not import metrics), then
     surrounding quotes / backticks and one trailing ``.`` removed.
 
     Args:
@@ -68,7 +69,7 @@ def normalize_label(text: str) -> str:
     Returns:
         str: the lookup key.
     """
-    text = normalize_text(text).strip(_STRIP_CHARS)
+    text = " ".join(unicodedata.normalize("NFKC", text).casefold().split()).strip(_STRIP_CHARS)
     if text.endswith("."):
         text = text[:-1].strip(_STRIP_CHARS)
     return text
