@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from eval.data import DatasetError, Split
 
-__all__ = ["CLIError", "build_parser", "main_for_task", "run_from_args", "RESUME_KEYS"]
+__all__ = ["CLIError", "HelpFormatter", "build_parser", "main_for_task", "run_from_args", "RESUME_KEYS"]
 
 #: Run properties that must match for ``--resume`` to continue a run.
 RESUME_KEYS = (
@@ -45,6 +45,16 @@ RESUME_KEYS = (
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
 REPORT = "report.json"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default only when it says something (not None/False, not already in the help)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
 
 
 class CLIError(Exception):
@@ -64,7 +74,7 @@ def build_parser(task: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m eval.{task}",
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     srv = p.add_argument_group("server")
     srv.add_argument(
@@ -430,3 +440,6 @@ def main_for_task(
     except CLIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; results written so far are kept (rerun with --resume)", file=sys.stderr)
+        return 130

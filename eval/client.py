@@ -177,6 +177,7 @@ class ChatClient:
         self.max_tokens = max_tokens
         self.timeout = timeout
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        self._response_cls = _http_response_class()
 
     def build_request(
         self, content: Sequence[Mapping[str, Any]], fmt: Optional[Mapping[str, Any]] = None
@@ -219,8 +220,11 @@ class ChatClient:
         openai = self._openai
         start = time.perf_counter()
         try:
-            raw = self._client.chat.completions.with_raw_response.create(**request)
-            text = raw.http_response.text
+            # The SDK's documented raw route: same auth, timeout and error classes as
+            # chat.completions.create, without its per-request walk over the typed params (about
+            # 1.5 ms for a W-2 request) and without parsing into pydantic models.
+            raw = self._client.post("/chat/completions", cast_to=self._response_cls, body=dict(request))
+            text = raw.text
         except openai.APITimeoutError as exc:
             raise TransientError(f"timed out after {self.timeout:g} s") from exc
         except openai.APIConnectionError as exc:
@@ -240,6 +244,15 @@ class ChatClient:
     def close(self) -> None:
         """Close the HTTP connections."""
         self._client.close()
+
+
+def _http_response_class() -> type:
+    """The HTTP response class of the ``openai`` SDK's HTTP library (httpx, or httpx2 in openai 3.x)."""
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+    return httpx.Response
 
 
 def _retry_after(headers: Mapping[str, str]) -> Optional[float]:

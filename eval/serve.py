@@ -458,11 +458,13 @@ def eval_command(
 
 
 def _parser() -> argparse.ArgumentParser:
+    from eval.cli import HelpFormatter
+
     p = argparse.ArgumentParser(
         prog="python -m eval.serve",
         description="Serve a Llama 3.2 Vision model directory with an OpenAI-compatible server for eval.w2. "
         "Arguments after `--` go to the server unchanged.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--model", required=True, help="Hugging Face model directory (config.json, weights, tokenizer)"
@@ -480,10 +482,12 @@ def _parser() -> argparse.ArgumentParser:
         "--served_model_name",
         dest="served_model_name",
         default=None,
-        help="vLLM: model name clients send (default: the directory's name)",
+        help="vLLM: the model name clients send (default: the directory's name)",
     )
     p.add_argument(
-        "--device", default=None, help="transformers: --device (default: cpu without an NVIDIA GPU)"
+        "--device",
+        default=None,
+        help="transformers: --device (default: cpu when no NVIDIA GPU is visible, else auto)",
     )
     p.add_argument(
         "--max-model-len",
@@ -514,7 +518,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log_file",
         dest="log_file",
         default=None,
-        help="server log (default: a temp file, path printed)",
+        help="server log (default: a temp file; its path is printed)",
     )
     p.add_argument("--dataset", default=None, help="split directory to put into the printed eval.w2 command")
     p.add_argument(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -165,6 +166,11 @@ class FaultServer:
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body are two writes: without this, Nagle + delayed ACK add ~40 ms each
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self) -> None:
                 body = json.dumps({"object": "list", "data": [{"id": "fault", "object": "model"}]}).encode()

@@ -20,7 +20,11 @@ BLOCK = (
 
 def test_modules_import_without_torch() -> None:
     code = BLOCK + (
-        "import eval, eval.w2, eval.serve, eval.runner, eval.cli, eval.client, eval.data, eval.report, "
+        "import eval\n"
+        "assert eval.TaskAdapter.__module__ == 'eval.runner'\n"
+        "assert eval.start_server.__module__ == 'eval.serve'\n"
+        "assert 'openai' not in sys.modules and 'datasets' not in sys.modules  # loaded when a run starts\n"
+        "import eval.w2, eval.serve, eval.runner, eval.cli, eval.client, eval.data, eval.report, "
         "eval.metrics, eval.parsing, eval.tasks.w2\n"
         "print('ok')\n"
     )
