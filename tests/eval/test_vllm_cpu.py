@@ -87,6 +87,7 @@ def test_setup_skips_a_ready_venv_and_refuses_a_broken_one(tmp_path):
     lines: list[str] = []
     assert vllm_cpu.setup_venv(venv, log=lines.append) is False
     assert "ready" in lines[0] and "0.32.0 2.13.0+cu130" in lines[0]
+    assert (venv / ".gitignore").read_text().splitlines()[-1] == "*"  # git and ruff skip the venv
 
     broken = _fake_venv(tmp_path / "b", "import sys; print('ImportError: torchvision'); sys.exit(1)\n")
     (broken / vllm_cpu.MARKER_NAME).write_text(json.dumps(marker))
