@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -568,6 +569,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             f"ready in {server.startup_seconds:.1f} s); Ctrl-C stops it",
             flush=True,
         )
+        eval_cmd = [
+            "python", "-m", "eval.w2", "--server_url", server.base_url,
+            "--model", server.served_model_name, "--structured", "--bounded_schema", "--dataset", "DIR/test",
+        ]  # fmt: skip
+        print(f"evaluate with: {shlex.join(eval_cmd)}", flush=True)
         while not stop:
             if server._proc is not None and server._proc.poll() is not None:
                 print(f"error: vLLM exited; log {server.log_path}:\n{server.log_tail()}", file=sys.stderr)

@@ -207,6 +207,7 @@ def test_sigterm_leaves_no_server(tmp_path):
         while "serving" not in line and time.monotonic() < deadline:
             line = proc.stdout.readline()
         assert "serving" in line and "/v1" in line
+        assert "python -m eval.w2 --server_url http://127.0.0.1:" in proc.stdout.readline()
         child = int(pid_file.read_text())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
