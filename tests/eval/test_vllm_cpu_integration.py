@@ -117,7 +117,9 @@ def w2_split(tmp_path: Path, kit: Any) -> Path:
     return kit.save_split(tmp_path / "w2" / "test", [kit.w2_record(i) for i in range(4)])
 
 
-def test_w2_structured_bounded_every_reply_valid(vllm_server: VllmCpuServer, w2_split: Path, tmp_path: Path):
+def test_w2_structured_bounded_every_reply_valid(
+    vllm_server: VllmCpuServer, w2_split: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     rc, log, report = _eval(
         "eval.w2", vllm_server, w2_split, out,
@@ -152,7 +154,7 @@ def test_w2_structured_bounded_every_reply_valid(vllm_server: VllmCpuServer, w2_
 
 def test_w2_structured_task_schema_is_enforced_and_truncation_reported(
     vllm_server: VllmCpuServer, w2_split: Path, tmp_path: Path
-):
+) -> None:
     """The default (seed-compatible) schema: enforced, but a random model runs into max_tokens."""
     out = tmp_path / "out"
     rc, log, report = _eval("eval.w2", vllm_server, w2_split, out, "--structured", "--max_tokens", "48")
@@ -172,7 +174,7 @@ def test_w2_structured_task_schema_is_enforced_and_truncation_reported(
         assert rec["usage"]["completion_tokens"] == 48
 
 
-def test_w2_unstructured_is_scored(vllm_server: VllmCpuServer, w2_split: Path, tmp_path: Path):
+def test_w2_unstructured_is_scored(vllm_server: VllmCpuServer, w2_split: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     rc, log, report = _eval("eval.w2", vllm_server, w2_split, out, "--max_tokens", "64")
     assert rc == 0, log
@@ -192,7 +194,9 @@ def test_w2_unstructured_is_scored(vllm_server: VllmCpuServer, w2_split: Path, t
     assert "accuracy_strict (reference)" in log
 
 
-def test_vllm_400_reported_with_its_message(vllm_server: VllmCpuServer, w2_split: Path, tmp_path: Path):
+def test_vllm_400_reported_with_its_message(
+    vllm_server: VllmCpuServer, w2_split: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     too_many = str(MAX_MODEL_LEN + 1)
     rc, log, report = _eval("eval.w2", vllm_server, w2_split, out, "--structured", "--max_tokens", too_many)
@@ -205,7 +209,7 @@ def test_vllm_400_reported_with_its_message(vllm_server: VllmCpuServer, w2_split
     assert all(r["status"] == "http_error" and r["http_status"] == 400 for r in _records(out))
 
 
-def test_classify_structured_every_reply_is_a_label(vllm_server: VllmCpuServer, tmp_path: Path):
+def test_classify_structured_every_reply_is_a_label(vllm_server: VllmCpuServer, tmp_path: Path) -> None:
     root = generate_classify(tmp_path / "cls", train=0, test=4, num_labels=3)
     labels = load_labels(root / "labels.txt").labels
     out = tmp_path / "out"
@@ -225,7 +229,7 @@ def test_classify_structured_every_reply_is_a_label(vllm_server: VllmCpuServer, 
     assert (out / "confusion_matrix.csv").is_file()
 
 
-def test_classify_unstructured_is_scored(vllm_server: VllmCpuServer, tmp_path: Path):
+def test_classify_unstructured_is_scored(vllm_server: VllmCpuServer, tmp_path: Path) -> None:
     root = generate_classify(tmp_path / "cls", train=0, test=4, num_labels=3)
     out = tmp_path / "out"
     rc, log, report = _eval(
