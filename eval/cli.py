@@ -7,8 +7,8 @@ Flag names are those of the llama-cookbook ``evaluate.py`` (``--server_url``, ``
 has a dashed alias (``--server-url``).
 
 Files in ``--output_dir``: ``predictions.jsonl`` (one record per row, appended as results
-arrive), ``run.json`` (what the run is, checked by ``--resume``), ``report.json`` and
-``<task>_per_field.png`` or similar (see :mod:`eval.report`).
+arrive), ``run.json`` (what the run is, checked by ``--resume``), ``report.json`` and the chart,
+``<task>_per_field.png`` unless the adapter names another in ``chart_file`` (see :mod:`eval.report`).
 
 Exit status: 0 when every selected row has a final result and no request failed; 1 when some
 requests failed (after retries) or got an HTTP error; 2 for bad arguments or input
@@ -277,7 +277,7 @@ def run_from_args(
     from eval import report as rep
     from eval.client import ChatClient, api_key_from_env
     from eval.data import load_split
-    from eval.runner import ResultsLog, RetryPolicy, run, summarize
+    from eval.runner import FINAL_STATUSES, ResultsLog, RetryPolicy, run, summarize
 
     _check_args(args)
     wandb = _import_wandb() if args.wandb else None
@@ -293,7 +293,7 @@ def run_from_args(
     n = len(split) if args.limit <= 0 else min(args.limit, len(split))
     ids = list(range(n))
     out = Path(args.output_dir)
-    chart_name = f"{task}_per_field.png"
+    chart_name = getattr(adapter, "chart_file", f"{task}_per_field.png")
     identity = {
         "task": task,
         "model": args.model,
@@ -317,7 +317,7 @@ def run_from_args(
         max_tokens=args.max_tokens,
     )
     try:
-        already = {i for i, r in log.read().items() if r.get("status") in ("ok", "http_error", "input_error")}
+        already = {i for i, r in log.read().items() if r.get("status") in FINAL_STATUSES}
         if any(i not in already for i in ids):
             _preflight(args.server_url, min(10.0, args.timeout))
         outcome = run(

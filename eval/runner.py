@@ -118,6 +118,9 @@ class TaskAdapter(Protocol):
     found), ``failure`` (None, ``"truncated"`` or ``"invalid_json"``) and ``schema_valid``
     (bool, when the task has a schema).
 
+    An adapter may also set ``chart_file`` (str), the chart's file name in the output directory
+    (default ``<name>_per_field.png``).
+
     Attributes:
         name (str): short task name (``"w2"``), used in file names and titles.
     """

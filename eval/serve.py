@@ -3,7 +3,8 @@
 ``python -m eval.serve --model DIR [--backend transformers|vllm] [--port P]`` starts the server
 with safe settings for Llama 3.2 Vision, waits (bounded) until ``/health`` answers, prints the
 exact ``eval.w2`` command for it, and stays in the foreground until Ctrl-C, then stops the
-server's whole process group.
+server's whole process group. With ``--eval-output DIR`` it runs that evaluation itself and
+then stops the server (one command for demos and CI).
 
 Backends:
 
@@ -522,6 +523,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", default=None, help="split directory to put into the printed eval.w2 command")
     p.add_argument(
+        "--eval-output",
+        "--eval_output",
+        dest="eval_output",
+        default=None,
+        help="instead of staying in the foreground: run eval.w2 on --dataset into this directory, "
+        "then stop the server (exit status: eval.w2's)",
+    )
+    p.add_argument(
+        "--eval-args",
+        "--eval_args",
+        dest="eval_args",
+        default="",
+        help="extra eval.w2 flags for --eval-output, as one string (e.g. '--limit 10 --max_tokens 512')",
+    )
+    p.add_argument(
         "--dry-run",
         "--dry_run",
         dest="dry_run",
@@ -531,6 +547,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_eval(server: ServerProcess, args: argparse.Namespace, structured: bool) -> int:
+    """Run eval.w2 in this process against the started server (``--eval-output``)."""
+    from eval.w2 import main as w2_main
+
+    argv = [
+        "--server_url",
+        server.base_url,
+        "--model",
+        server.model_name,
+        "--dataset",
+        args.dataset,
+        "--output_dir",
+        args.eval_output,
+    ]
+    if structured:
+        argv.append("--structured")
+    argv += shlex.split(args.eval_args)
+    print(f"ready: {server.base_url}; running: {shlex.join(['python', '-m', 'eval.w2', *argv])}", flush=True)
+    try:
+        return w2_main(argv)
+    finally:
+        print("stopping the server ...", flush=True)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the serve helper (see the module docstring).
 
@@ -538,7 +578,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv (Optional[Sequence[str]]): arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        int: 0 after Ctrl-C, 1 if the server died, 2 if it could not start.
+        int: 0 after Ctrl-C, 1 if the server died, 2 if it could not start; with
+        ``--eval-output``, the evaluator's exit status.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -564,6 +605,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(shlex.join(cmd))
         print(eval_command(f"http://{args.host}:{port}/v1", name, args.dataset, structured))
         return 0
+    if args.eval_output and not args.dataset:
+        print("error: --eval-output needs --dataset (the split to evaluate)", file=sys.stderr)
+        return 2
     print(f"starting {args.backend} server for {args.model} on {args.host}:{port} ...", flush=True)
     try:
         server = start_server(
@@ -586,6 +630,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted while starting; the server was stopped", file=sys.stderr)
         return 130
+    if args.eval_output:
+        with server:
+            return _run_eval(server, args, structured)
     with server:
         try:
             print(f"ready: {server.base_url} (model {server.model_name!r}); log: {server.log_path}")

@@ -229,6 +229,8 @@ class FaultServer:
                 self.wfile.write(body)
 
         class QuietServer(ThreadingHTTPServer):
+            request_queue_size = 128  # the stdlib's 5 drops connections when many workers connect at once
+
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients hanging up on a hung or dropped request are expected here
 

@@ -240,3 +240,51 @@ sys.exit(serve.main(["--model", {str(model)!r}, "--port", "0", "--dataset", "dat
     assert eval_line.endswith("/v1 --model stub-model --dataset data/w2/test")
     assert "stopping the server" in out
     assert _gone(child)
+
+
+def test_eval_output_runs_the_evaluation_then_stops(
+    tmp_path: Path, kit, fault_server, monkeypatch, capsys
+) -> None:
+    import eval.report
+    import eval.serve
+    from eval.tasks.w2 import target_json
+
+    monkeypatch.setattr(eval.report, "plot_bars", lambda *a, **k: None)
+    gts = [kit.w2_record(i) for i in range(2)]
+    split = kit.save_split(tmp_path / "w2" / "test", gts)
+    srv = fault_server(
+        {kit.b64(kit.png_bytes(i)): i for i in range(2)}, {i: [kit.ok(target_json(gts[i]))] for i in range(2)}
+    )
+    stopped = []
+
+    class Started(ServerProcess):  # stands in for a started server at the fault server's URL
+        def stop(self, timeout: float = 15.0):
+            stopped.append(True)
+
+    def fake_start(model_dir, backend, **kwargs):
+        return Started(
+            [], srv.url, "tiny", srv.url.replace("/v1", "/health"), env={}, log_path=tmp_path / "l"
+        )
+
+    monkeypatch.setattr(eval.serve, "start_server", fake_start)
+    model = _model_dir(tmp_path, "tiny")
+    out = tmp_path / "eval_out"
+    assert main(["--model", str(model), "--eval-output", str(out)]) == 2
+    assert "--eval-output needs --dataset" in capsys.readouterr().err
+    rc = main(
+        [
+            "--model",
+            str(model),
+            "--dataset",
+            str(split),
+            "--eval-output",
+            str(out),
+            "--eval-args",
+            "--max_tokens 64 --no_progress",
+        ]
+    )
+    assert rc == 0 and stopped
+    printed = capsys.readouterr().out
+    assert f"running: python -m eval.w2 --server_url {srv.url} --model tiny --dataset {split}" in printed
+    assert json.loads((out / "report.json").read_text())["metrics"]["accuracy_strict"] == 1.0
+    assert all(s.body["max_tokens"] == 64 for s in srv.seen)

@@ -1,7 +1,7 @@
 """`python -m eval.w2` against a real `transformers serve` with the tiny Llama 3.2 Vision checkpoint.
 
-The random tiny model answers garbage; the run must score it (every field wrong), not crash,
-and its report's counts must add up.
+The forms come from the project's W-2 generator. The random tiny model answers garbage; the
+run must score it (every field wrong), not crash, and its report's counts must add up.
 """
 
 import json
@@ -21,8 +21,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_end_to_end_against_transformers_serve(tmp_path: Path, kit, tiny_server) -> None:
+    from torchtune_ext.data.synth_w2 import make_w2
+
     n = 3
-    split = kit.save_split(tmp_path / "w2" / "test", [kit.w2_record(i) for i in range(n)])
+    forms = [make_w2(seed=0, index=i) for i in range(n)]  # rendered 612x792 forms, {"gt_parse": ...} truth
+    split = kit.save_split(
+        tmp_path / "w2" / "test", [gt for _, gt in forms], images=[img for img, _ in forms]
+    )
     out = tmp_path / "out"
     cmd = [
         sys.executable,

@@ -172,21 +172,27 @@ def prepare_w2(
     caching = datasets.is_caching_enabled()
     datasets.disable_caching()
     try:
+        # Unwrapping is per row, so doing it before the split (to name source rows in errors)
+        # gives the same rows as the recipe, which splits first.
+        flat = {
+            name: dd[name].map(
+                _flatten_ground_truth(name),
+                batched=True,
+                with_indices=True,
+                input_columns=["ground_truth"],  # never decode the images
+                desc=f"prepare {name}",
+            )
+            for name in _REQUIRED_SPLITS
+        }
         # Same as load_dataset(name, split="train+test"): train rows first, then test rows.
-        merged = datasets.concatenate_datasets([dd["train"], dd["test"]])
+        merged = datasets.concatenate_datasets([flat["train"], flat["test"]])
+        if int(train_ratio * len(merged)) == 0 or len(merged) - int(train_ratio * len(merged)) == 0:
+            raise PrepareError(
+                f"--train-ratio {train_ratio} of {len(merged)} train+test rows leaves a split empty"
+            )
         parts = merged.train_test_split(train_size=train_ratio, seed=seed)
-        result = {"train": parts["train"], "validation": dd["validation"], "test": parts["test"]}
         prepared = datasets.DatasetDict(
-            {
-                name: split.map(
-                    _flatten_ground_truth(name),
-                    batched=True,
-                    with_indices=True,
-                    input_columns=["ground_truth"],  # never decode the images
-                    desc=f"prepare {name}",
-                )
-                for name, split in result.items()
-            }
+            {"train": parts["train"], "validation": flat["validation"], "test": parts["test"]}
         )
         prepared.save_to_disk(str(out))
     finally:

@@ -262,7 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         int: exit status (0 ok, 2 bad input).
     """
+    import datasets
+
     args = _parser().parse_args(argv)
+    datasets.disable_progress_bars()
     base = SCAN_PRESET if args.scan_noise else ScanNoise()
     try:
         if args.num < 1:

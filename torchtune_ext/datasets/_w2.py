@@ -23,10 +23,11 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from PIL import ExifTags, ImageOps
 from PIL import Image as PILImage
 from pydantic import ValidationError
 from torch.utils.data import Dataset
@@ -118,11 +119,60 @@ def _check_image(cell: Any) -> None:
     data, path = cell.get("bytes"), cell.get("path")
     if data is None and not os.path.exists(path):
         raise W2DataError(f"image file {path} does not exist")
+    source = io.BytesIO(data) if data is not None else path
     try:
-        with PILImage.open(io.BytesIO(data) if data is not None else path) as im:
+        with PILImage.open(source) as im:
             im.verify()  # PNG: chunk checksums; others: header only. No pixel decoding.
     except Exception as e:  # PIL raises many types for bad files
-        raise W2DataError(f"image cannot be decoded ({type(e).__name__}: {e})") from None
+        try:  # verify is stricter than decoding (e.g. a missing PNG end chunk): decode to be sure
+            if isinstance(source, io.BytesIO):
+                source.seek(0)
+            with PILImage.open(source) as im:
+                im.load()
+        except Exception:
+            raise W2DataError(f"image cannot be decoded ({type(e).__name__}: {e})") from None
+
+
+class _ImageCells:
+    """Undecoded HF ``Image`` cells of one column, read straight from the Arrow table.
+
+    Decoding repeats what ``datasets.Image.decode_example`` does for embedded bytes or a local
+    file (open, load, EXIF orientation, the feature's mode) without HF's per-row formatting.
+    """
+
+    def __init__(self, ds: Any, column: str) -> None:
+        if getattr(ds, "_indices", None) is not None:  # not from save_to_disk, which flattens
+            ds = ds.flatten_indices(keep_in_memory=True)
+        self._mode = ds.features[column].mode
+        self._arrow = ds.data.column(column)
+
+    def iter_rows(self, batch: int = 256) -> Iterator[tuple[int, dict[str, Any] | None]]:
+        """Yield ``(row, cell)`` for every row, in order, a slice of ``batch`` rows at a time."""
+        row = 0
+        for chunk in self._arrow.chunks:
+            for offset in range(0, len(chunk), batch):
+                for cell in chunk.slice(offset, batch).to_pylist():
+                    yield row, cell
+                    row += 1
+
+    def decode(self, row: int) -> PILImage.Image:
+        """Decode the image of ``row``.
+
+        Raises:
+            W2DataError: if the cell is empty.
+            Exception: whatever PIL raises for undecodable data.
+        """
+        cell = self._arrow[row].as_py()
+        if cell is None or (cell.get("bytes") is None and not cell.get("path")):
+            raise W2DataError("image is missing")
+        data = cell.get("bytes")
+        image = PILImage.open(io.BytesIO(data) if data is not None else cell["path"])
+        image.load()
+        if image.getexif().get(ExifTags.Base.Orientation) is not None:
+            image = ImageOps.exif_transpose(image)
+        if self._mode and image.mode != self._mode:
+            image = image.convert(self._mode)
+        return image
 
 
 def _load_split(data_dir: str | Path, split: str):  # -> datasets.Dataset
@@ -190,13 +240,10 @@ class W2Dataset(Dataset):
         wanted = set(keep)
 
         truths = ds.select_columns([ground_truth_column])[:][ground_truth_column]
-        raw = ds.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+        self._cells = _ImageCells(ds, image_column)
         problems: dict[int, str] = {}
-        batch_size = 128
-        for start, batch in zip(range(0, len(ds), batch_size), raw.iter(batch_size), strict=False):
-            for i, cell in enumerate(batch[image_column], start):
-                if i not in wanted:
-                    continue
+        for i, cell in self._cells.iter_rows():
+            if i in wanted:
                 try:
                     _check_image(cell)
                 except W2DataError as e:
@@ -223,8 +270,6 @@ class W2Dataset(Dataset):
                 len(self.skipped), len(keep), where, first_row, first_problem,
             )  # fmt: skip
         self._where = where
-        self._images = ds.select_columns([image_column])
-        self._image_column = image_column
         self._prepare = SFTTransform(message_transform=W2ToMessages(), model_transform=model_transform)
 
     def __len__(self) -> int:
@@ -255,7 +300,7 @@ class W2Dataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self._rows[index]
         try:
-            image = self._images[row][self._image_column]
+            image = self._cells.decode(row)
         except Exception as e:  # passed the upfront checks but the pixels do not decode
             problem = f"image cannot be decoded ({type(e).__name__}: {e})"
             raise W2DataError(f"{self._where} row {row}: {problem}") from e

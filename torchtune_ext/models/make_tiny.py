@@ -38,7 +38,9 @@ _GATE_RANGE = (0.5, 1.0)
 
 
 def _is_gate(name: str) -> bool:
-    return name.endswith(("ca_scale.scale", "mlp_scale.scale", ".gate"))
+    # Cross-attention layers (ca_scale, mlp_scale), the encoder's global layers (sa_scale,
+    # mlp_scale) and its tile/positional embeddings (gate) are all tanh-gated.
+    return name.endswith(("_scale.scale", ".gate"))
 
 
 def make_tiny_checkpoint(

@@ -1,0 +1,36 @@
+"""Helpers shared by tests (importable because pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cmd(args: list[str], *, cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a command like a user would, failing the test with its output if it fails.
+
+    Args:
+        args (list[str]): the command; ``python`` is replaced by this interpreter and ``tune``
+            by the one installed beside it.
+        cwd (Path): working directory.
+        timeout (float): seconds before the command is killed.
+
+    Returns:
+        subprocess.CompletedProcess: the finished process (text output).
+    """
+    bindir = Path(sys.executable).parent
+    exe = {"python": sys.executable, "tune": str(bindir / "tune")}
+    args = [exe.get(args[0], args[0]), *args[1:]]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc

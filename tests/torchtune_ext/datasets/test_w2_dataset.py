@@ -1,0 +1,286 @@
+"""w2_dataset: answer-only labels, parity with torchtune's vqa_dataset, bad-row errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message, padded_collate_tiled_images_and_mask
+
+from eval.tasks.w2 import FIELDS, PROMPT, target_json
+from torchtune_ext.data.prepare_w2 import prepare_w2
+from torchtune_ext.data.synth_w2 import make_w2, write_w2_dataset
+from torchtune_ext.datasets import W2DataError, W2Dataset, w2_dataset
+from torchtune_ext.datasets._w2 import _check_image
+from torchtune_ext.models import llama3_2_vision_transform
+from torchtune_ext.models.tiny_tokenizer import SHIPPED_BPE, special_tokens
+
+
+@pytest.fixture(scope="module")
+def transform(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny model's transform: shipped BPE, Llama 3 specials, 56 px tiles, fp32 images."""
+    path = tmp_path_factory.mktemp("tok") / "special_tokens.json"
+    path.write_text(
+        json.dumps({"added_tokens": [{"id": i, "content": n} for n, i in special_tokens().items()]})
+    )
+    return llama3_2_vision_transform(
+        str(SHIPPED_BPE),
+        special_tokens_path=str(path),
+        tile_size=56,
+        max_num_tiles=4,
+        patch_size=14,
+        image_dtype="float32",
+    )
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("w2") / "raw"
+    write_w2_dataset(out, 8, 0, splits="train=4,validation=2,test=2")
+    return out
+
+
+@pytest.fixture(scope="module")
+def prepared_dir(raw_dir: Path) -> Path:
+    out = raw_dir.parent / "prepared"
+    prepare_w2(str(raw_dir), train_ratio=0.5, seed=42, output_dir=out)
+    return out
+
+
+def _flat_gt(ds_dir: Path, split: str, row: int) -> dict[str, Any]:
+    import datasets
+
+    gt = json.loads(datasets.load_from_disk(str(ds_dir))[split][row]["ground_truth"])
+    return gt.get("gt_parse", gt)
+
+
+def test_loss_is_only_on_the_answer(transform, prepared_dir: Path) -> None:
+    ds = w2_dataset(transform, data_dir=str(prepared_dir), split="train")
+    assert len(ds) == 3
+    tok = transform.tokenizer
+    for i in range(len(ds)):
+        sample = ds[i]
+        tokens, labels, mask = sample["tokens"], sample["labels"], sample["mask"]
+        assert len(tokens) == len(labels) == len(mask)
+        for t, label, m in zip(tokens, labels, mask, strict=True):
+            assert label == (CROSS_ENTROPY_IGNORE_IDX if m else t)
+        answer = [t for t in labels if t != CROSS_ENTROPY_IGNORE_IDX]
+        target = target_json(_flat_gt(prepared_dir, "train", ds.row_index(i)))
+        assert ds.target(i) == target
+        # Exactly the assistant turn: header, the canonical JSON, end of turn.
+        assert answer == tok.tokenize_message(Message(role="assistant", content=target))
+        assert transform.decode(answer) == target
+        assert transform.decode(answer, skip_special_tokens=False) == (
+            f"<|start_header_id|>assistant<|end_header_id|>\n\n{target}<|eot_id|>"
+        )
+        # The masked prompt: the image token first, then the one prompt.
+        first_answer = labels.index(answer[0])
+        prompt = tokens[:first_answer]
+        assert prompt.count(tok.image_id) == 1
+        text = tok.encode(PROMPT, add_bos=False, add_eos=False)
+        start = prompt.index(tok.image_id) + 1
+        assert prompt[start : start + len(text)] == text
+        assert tokens[-1] == tok.eos_id and labels[-1] == CROSS_ENTROPY_IGNORE_IDX
+        images = sample["encoder_input"]["images"]
+        assert len(images) == 1 and images[0].dtype == torch.float32 and images[0].shape[1:] == (3, 56, 56)
+
+
+def test_identical_to_stock_vqa_dataset(transform, prepared_dir: Path, tmp_path: Path) -> None:
+    from torchtune.datasets.multimodal import vqa_dataset
+
+    ours = w2_dataset(transform, data_dir=str(prepared_dir), split="test")
+    stock = vqa_dataset(
+        transform,
+        source="arrow",
+        data_files=str(prepared_dir / "test" / "data-00000-of-00001.arrow"),
+        split="train",
+        column_map={"input": "input", "output": "ground_truth", "image": "image"},
+        cache_dir=str(tmp_path / "hf_cache"),
+    )
+    assert len(ours) == len(stock) == 3
+    for i in range(len(ours)):
+        a, b = ours[i], stock[i]
+        assert a["tokens"] == b["tokens"] and a["labels"] == b["labels"]
+        assert torch.equal(a["encoder_mask"][0], b["encoder_mask"][0])
+        assert torch.equal(a["encoder_input"]["images"][0], b["encoder_input"]["images"][0])
+        assert torch.equal(a["encoder_input"]["aspect_ratio"][0], b["encoder_input"]["aspect_ratio"][0])
+
+
+def test_reads_wrapped_and_flat_ground_truth(transform, raw_dir: Path, prepared_dir: Path) -> None:
+    raw = w2_dataset(transform, data_dir=str(raw_dir), split="validation")
+    flat = w2_dataset(transform, data_dir=str(prepared_dir), split="validation")
+    assert [raw.target(i) for i in range(2)] == [flat.target(i) for i in range(2)]
+    assert raw[1]["tokens"] == flat[1]["tokens"]
+    assert list(json.loads(raw.target(0))) == list(FIELDS)
+
+
+def test_usable_from_a_config_and_collates(transform, prepared_dir: Path) -> None:
+    from omegaconf import OmegaConf
+    from torchtune import config
+
+    cfg = OmegaConf.create(
+        {"_component_": "torchtune_ext.datasets.w2_dataset", "data_dir": str(prepared_dir), "split": "train"}
+    )
+    ds = config.instantiate(cfg, transform)
+    assert isinstance(ds, W2Dataset) and len(ds) == 3
+    batch = padded_collate_tiled_images_and_mask([ds[0], ds[1]], pad_direction="right")
+    assert batch["tokens"].shape == batch["labels"].shape and batch["tokens"].shape[0] == 2
+    assert batch["encoder_input"]["images"].shape[0] == 2
+    with pytest.raises(ValueError, match="packing"):
+        w2_dataset(transform, data_dir=str(prepared_dir), packed=True)
+
+
+def test_filter_fn(transform, prepared_dir: Path) -> None:
+    ds = w2_dataset(
+        transform, data_dir=str(prepared_dir), split="test", filter_fn=lambda row: "x" in row["ground_truth"]
+    )
+    expected = [
+        i for i in range(3) if "x" in json.dumps(_flat_gt(prepared_dir, "test", i))
+    ]  # fmt: skip
+    assert [ds.row_index(i) for i in range(len(ds))] == expected
+
+
+# --- bad rows -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def good_row() -> tuple[bytes, dict[str, Any]]:
+    image, gt = make_w2(9, 0, 128, 160)
+    return image, json.loads(gt)["gt_parse"]
+
+
+def _bad_rows(good_row: tuple[bytes, dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, Any, str]]:
+    image, gt = good_row
+    wrong_type = {**gt, FIELDS[9]: "lots"}
+    missing = {k: v for k, v in gt.items() if k != FIELDS[3]}
+    extra = {**gt, "box_14_other": "x"}
+    ok = json.dumps(gt)
+    return [
+        ("missing image", None, ok, "image is missing"),
+        ("garbage image", {"bytes": b"not an image", "path": None}, ok, "image cannot be decoded"),
+        ("truncated image", {"bytes": image[: len(image) // 2], "path": None}, ok, "image cannot be decoded"),
+        ("not json", {"bytes": image, "path": None}, "{box_1: 3", "ground_truth is not valid JSON"),
+        ("not an object", {"bytes": image, "path": None}, "[1, 2]", "ground_truth is a JSON list"),
+        ("no ground truth", {"bytes": image, "path": None}, None, "ground_truth is missing"),
+        (
+            "missing field",
+            {"bytes": image, "path": None},
+            json.dumps(missing),
+            f"{FIELDS[3]}: Field required",
+        ),
+        (
+            "wrong type",
+            {"bytes": image, "path": None},
+            json.dumps(wrong_type),
+            f"{FIELDS[9]}: Input should be",
+        ),
+        ("extra key", {"bytes": image, "path": None}, json.dumps(extra), "box_14_other: Extra inputs"),
+    ]
+
+
+def _write(path: Path, cells: list[Any], truths: list[Any]) -> Path:
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "ground_truth": datasets.Value("string")})
+    split = datasets.Dataset.from_dict({"image": cells, "ground_truth": truths}, features=features)
+    datasets.DatasetDict({"train": split}).save_to_disk(str(path))
+    return path
+
+
+def test_path_only_image_cells_are_checked(tmp_path: Path, good_row) -> None:
+    """save_to_disk embeds image bytes, but an in-memory HF Image cell may hold only a path."""
+    missing = tmp_path / "gone.png"
+    with pytest.raises(W2DataError, match=f"image file {missing} does not exist"):
+        _check_image({"bytes": None, "path": str(missing)})
+    present = tmp_path / "form.png"
+    present.write_bytes(good_row[0])
+    _check_image({"bytes": None, "path": str(present)})
+
+
+def test_each_bad_row_raises_one_clear_error(transform, good_row, tmp_path: Path) -> None:
+    image, gt = good_row
+    good_cell = {"bytes": image, "path": None}
+    for i, (name, cell, truth, problem) in enumerate(_bad_rows(good_row)):
+        path = _write(
+            tmp_path / f"bad{i}", [good_cell, cell, good_cell], [json.dumps(gt), truth, json.dumps(gt)]
+        )
+        with pytest.raises(W2DataError) as info:
+            w2_dataset(transform, data_dir=str(path))
+        message = str(info.value)
+        assert message.startswith(f"{path} split train row 1: "), (name, message)
+        assert problem in message, (name, message)
+        assert "\n" not in message, name
+
+
+def test_skip_invalid_counts_and_logs_once(transform, good_row, tmp_path: Path, caplog) -> None:
+    image, gt = good_row
+    bad = _bad_rows(good_row)
+    cells = [{"bytes": image, "path": None}] + [c for _, c, _, _ in bad] + [{"bytes": image, "path": None}]
+    truths = [json.dumps({"gt_parse": gt})] + [t for _, _, t, _ in bad] + [json.dumps(gt)]
+    path = _write(tmp_path / "mixed", cells, truths)
+    with caplog.at_level(logging.WARNING, logger="torchtune_ext.datasets._w2"):
+        ds = w2_dataset(transform, data_dir=str(path), skip_invalid=True)
+    assert len(ds) == 2 and [ds.row_index(i) for i in range(2)] == [0, len(cells) - 1]
+    assert [row for row, _ in ds.skipped] == list(range(1, len(cells) - 1))
+    records = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(records) == 1
+    assert re.search(rf"skipped {len(bad)} of {len(cells)} rows of .* split train", records[0].getMessage())
+    assert ds[1]["tokens"] == ds[0]["tokens"]  # same form, flat and wrapped ground truth
+
+
+def test_directory_split_and_column_errors(transform, prepared_dir: Path, tmp_path: Path) -> None:
+    import datasets
+
+    with pytest.raises(W2DataError, match="does not exist"):
+        w2_dataset(transform, data_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(W2DataError, match="has no split 'dev'; it has train, validation, test"):
+        w2_dataset(transform, data_dir=str(prepared_dir), split="dev")
+    with pytest.raises(W2DataError, match="has no column 'answer'"):
+        w2_dataset(transform, data_dir=str(prepared_dir), ground_truth_column="answer")
+    paths = tmp_path / "paths"
+    datasets.Dataset.from_dict({"image": ["a.png"], "ground_truth": ["{}"]}).save_to_disk(str(paths))
+    with pytest.raises(W2DataError, match="expected datasets.Image"):
+        w2_dataset(transform, data_dir=str(paths))  # a single-split directory is accepted as is
+
+
+def test_undecodable_jpeg_fails_at_access_naming_the_row(transform, good_row, tmp_path: Path) -> None:
+    """JPEG data is only checked by decoding; the upfront check reads headers, so this fails lazily."""
+    image, gt = good_row
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(image)).save(buf, format="JPEG", quality=90)
+    truncated = buf.getvalue()[: len(buf.getvalue()) // 2]
+    path = _write(tmp_path / "lazy", [{"bytes": truncated, "path": None}], [json.dumps(gt)])
+    ds = w2_dataset(transform, data_dir=str(path))
+    with pytest.raises(W2DataError, match=r"split train row 0: image cannot be decoded \(OSError"):
+        ds[0]
+
+
+def test_decoding_matches_hf_including_exif_orientation(good_row, tmp_path: Path) -> None:
+    import datasets
+
+    from torchtune_ext.datasets._w2 import _ImageCells
+
+    image, gt = good_row
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    rotated = io.BytesIO()
+    Image.open(io.BytesIO(image)).convert("RGB").save(rotated, format="JPEG", exif=exif)
+    path = _write(
+        tmp_path / "exif",
+        [{"bytes": image, "path": None}, {"bytes": rotated.getvalue(), "path": None}],
+        [json.dumps(gt)] * 2,
+    )
+    split = datasets.load_from_disk(str(path))["train"]
+    cells = _ImageCells(split, "image")
+    for row in range(2):
+        ours, theirs = cells.decode(row), split[row]["image"]
+        assert ours.size == theirs.size and ours.mode == theirs.mode
+        assert ours.tobytes() == theirs.tobytes()
+    assert cells.decode(1).size == (160, 128)  # transposed from 128x160
