@@ -28,7 +28,7 @@ from eval.record_tasks import RecordSplit, build_task_parser, load_records, reco
 from eval.runner import Example, Response
 from eval.tasks import openai_user_content
 from eval.tasks.detect import BOX_FORMATS, DEFAULT_OBJECT, GRID, json_schema, parse_boxes, prompt
-from eval.tasks.records import load_detect
+from eval.tasks.records import load_detect, open_upright
 
 __all__ = ["DetectTask", "draw_overlay", "main"]
 
@@ -183,10 +183,9 @@ def draw_overlay(
     Returns:
         Path: ``dest``.
     """
-    from PIL import Image, ImageDraw
+    from PIL import ImageDraw
 
-    with Image.open(image_path) as im:
-        img = im.convert("RGB")
+    img = open_upright(image_path)
     w, h = img.size
     draw = ImageDraw.Draw(img)
     width = max(2, round(min(w, h) / 150))

@@ -13,7 +13,8 @@ Row fields:
 * classification: ``image``, ``label`` (``id`` optional);
 * detection: ``image``, ``boxes`` (list of ``[x1, y1, x2, y2]``), optional ``box_format``
   (``pixel`` | ``normalized`` | ``grid``; the reader's default otherwise), optional
-  ``width``/``height`` (read from the image header when a pixel row lacks them);
+  ``width``/``height`` (read from the image header when a pixel row lacks them). Boxes are
+  relative to the image as displayed (EXIF orientation applied, see :func:`open_upright`);
 * DocVQA: ``image``, ``question``, ``answers`` (list of strings, or one string).
 
 A bad row raises :class:`DatasetRowError` naming ``file:line``; with ``skip_invalid=True``
@@ -42,6 +43,8 @@ __all__ = [
     "LABELS_FILE",
     "find_labels_file",
     "iter_jsonl",
+    "open_upright",
+    "upright_size",
     "load_classify",
     "load_detect",
     "load_docvqa",
@@ -181,6 +184,47 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
                 yield where, json.loads(line)
             except json.JSONDecodeError as e:
                 raise DatasetRowError(f"{where}: not valid JSON ({e.msg})") from e
+
+
+#: EXIF orientations that swap width and height (transposed or rotated by 90 degrees).
+_SWAPS_AXES = frozenset({5, 6, 7, 8})
+
+
+def open_upright(path: str | Path) -> Any:
+    """Open an image as it is displayed: decoded, EXIF orientation applied, RGB.
+
+    This is what ``datasets.Image`` decoding and the servers' image loaders show the model, so
+    training, box conversion and overlays all use the same orientation.
+
+    Args:
+        path (str | Path): the image file.
+
+    Returns:
+        PIL.Image.Image: the upright RGB image.
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        upright = ImageOps.exif_transpose(im)
+        return upright.convert("RGB")
+
+
+def upright_size(path: str | Path) -> tuple[int, int]:
+    """Width and height of an image as displayed (EXIF orientation applied), from its header.
+
+    Args:
+        path (str | Path): the image file.
+
+    Returns:
+        tuple[int, int]: ``(width, height)``.
+    """
+    from PIL import ExifTags, Image
+
+    with Image.open(path) as im:
+        width, height = im.size
+        if im.getexif().get(ExifTags.Base.Orientation) in _SWAPS_AXES:
+            return height, width
+        return width, height
 
 
 def _image(row: dict[str, Any], root: Path, where: str) -> Path:
@@ -345,10 +389,10 @@ def load_detect(
             raise DatasetRowError(f"{where}: 'boxes' must be a list of [x1, y1, x2, y2]")
         width, height = row.get("width"), row.get("height")
         if fmt == "pixel" and boxes and not (isinstance(width, int) and isinstance(height, int)):
-            from PIL import Image  # header only; no decode
-
-            with Image.open(image) as im:
-                width, height = im.size
+            try:
+                width, height = upright_size(image)  # header only; no decode
+            except OSError as e:
+                raise DatasetRowError(f"{where}: image {image} is not readable ({e})") from e
         grid = []
         for i, box in enumerate(boxes):
             try:

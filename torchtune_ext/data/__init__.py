@@ -1,4 +1,5 @@
-"""Data tools: the synthetic W-2 generator and the seed-compatible prepare step.
+"""Data tools: the synthetic W-2 generator and the seed-compatible prepare step; synthetic data
+and public-dataset importers for the classification, detection and DocVQA tasks.
 
 Names are resolved lazily so that ``python -m torchtune_ext.data.<tool>`` does not import
 the tool twice.
@@ -19,6 +20,12 @@ __all__ = [
     "sample_w2",
     "write_w2_dataset",
     "PrepareError",
+    "generate_classify",
+    "generate_detect",
+    "generate_docvqa",
+    "import_docvqa",
+    "import_openfoodfacts",
+    "import_stanford_cars",
 ]
 
 _WHERE = {
@@ -31,6 +38,12 @@ _WHERE = {
     "write_w2_dataset": "synth_w2",
     "prepare_w2": "prepare_w2",
     "PrepareError": "prepare_w2",
+    "generate_classify": "synthetic_classify",
+    "generate_detect": "synthetic_detect",
+    "generate_docvqa": "synthetic_docvqa",
+    "import_docvqa": "import_public",
+    "import_openfoodfacts": "import_public",
+    "import_stanford_cars": "import_public",
 }
 
 

@@ -23,7 +23,7 @@ from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
 from eval.tasks import CONTENT_ORDER
-from eval.tasks.records import DatasetRowError
+from eval.tasks.records import DatasetRowError, open_upright
 
 __all__ = ["Example", "ImageTaskDataset", "image_task_messages"]
 
@@ -75,8 +75,7 @@ class _ToMessages(Transform):
     def __call__(self, record: Any) -> dict[str, Any]:
         example = self._to_example(record)
         try:
-            with Image.open(example.image) as im:
-                image = im.convert("RGB")
+            image = open_upright(example.image)  # EXIF orientation applied, as the servers do
         except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
             rid = getattr(record, "id", "?")
             raise DatasetRowError(

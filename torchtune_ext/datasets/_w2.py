@@ -31,12 +31,11 @@ from PIL import ExifTags, ImageOps
 from PIL import Image as PILImage
 from pydantic import ValidationError
 from torch.utils.data import Dataset
-from torchtune.data import Message
 from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
-from eval.tasks import CONTENT_ORDER
 from eval.tasks.w2 import PROMPT, W2Form, target_json
+from torchtune_ext.datasets._image_task import image_task_messages
 
 __all__ = ["W2DataError", "W2Dataset", "W2ToMessages", "w2_dataset", "parse_ground_truth"]
 
@@ -64,15 +63,7 @@ class W2ToMessages(Transform):
         Returns:
             dict[str, Any]: ``{"messages": [user, assistant]}``.
         """
-        parts = {
-            "image": {"type": "image", "content": sample["image"]},
-            "text": {"type": "text", "content": PROMPT},
-        }
-        user = Message(role="user", content=[parts[k] for k in CONTENT_ORDER], masked=True, eot=True)
-        answer = Message(
-            role="assistant", content=[{"type": "text", "content": sample["target"]}], masked=False, eot=True
-        )
-        return {"messages": [user, answer]}
+        return {"messages": image_task_messages(sample["image"], PROMPT, sample["target"])}
 
 
 def parse_ground_truth(value: Any) -> dict[str, Any]:

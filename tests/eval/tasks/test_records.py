@@ -97,3 +97,18 @@ def test_missing_dataset(tmp_path):
         load_docvqa(tmp_path / "nope.jsonl")
     with pytest.raises(ValueError, match="unknown box_format"):
         load_detect(tmp_path, box_format="xywh")
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from PIL import ExifTags
+
+    from eval.tasks.records import open_upright, upright_size
+
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # stored 200x100, displayed rotated: 100x200
+    Image.new("RGB", (200, 100), "white").save(tmp_path / "r.jpg", exif=exif)
+    assert upright_size(tmp_path / "r.jpg") == (100, 200)
+    assert open_upright(tmp_path / "r.jpg").size == (100, 200)
+    _write(tmp_path, [{"image": "r.jpg", "boxes": [[10, 20, 60, 180]]}])
+    # pixel boxes are relative to the displayed image: x / 100, y / 200
+    assert load_detect(tmp_path).records[0].boxes == ((100, 100, 600, 900),)
