@@ -10,7 +10,10 @@ are loaded on first use (``import eval.tasks`` from the training side stays ligh
 * CLI: :func:`~eval.cli.build_parser`, :func:`~eval.cli.main_for_task`;
 * data: :func:`~eval.data.load_split`, :class:`~eval.data.InputError`;
 * parsing: :func:`~eval.parsing.extract_json_object`;
-* serving: :func:`~eval.serve.start_server`, :class:`~eval.serve.ServerProcess`.
+* serving: :func:`~eval.serve.start_server`, :class:`~eval.serve.ServerProcess`; vLLM on a CPU:
+  :func:`~eval.vllm_cpu.setup_venv`, :class:`~eval.vllm_cpu.VllmCpuServer`;
+* bounded schemas: :func:`~eval.schema_bounds.bounded_json_schema`,
+  :class:`~eval.schema_bounds.BoundedSchemaTask`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ _EXPORTS = {
     "extract_json_object": "eval.parsing",
     "start_server": "eval.serve",
     "ServerProcess": "eval.serve",
+    "setup_venv": "eval.vllm_cpu",
+    "VllmCpuServer": "eval.vllm_cpu",
+    "bounded_json_schema": "eval.schema_bounds",
+    "BoundedSchemaTask": "eval.schema_bounds",
 }
 
 __all__ = list(_EXPORTS)

@@ -31,7 +31,16 @@ from eval.data import DatasetError, Split
 __all__ = ["CLIError", "HelpFormatter", "build_parser", "main_for_task", "run_from_args", "RESUME_KEYS"]
 
 #: Run properties that must match for ``--resume`` to continue a run.
-RESUME_KEYS = ("task", "model", "structured", "dataset_sha256", "temperature", "seed", "max_tokens")
+RESUME_KEYS = (
+    "task",
+    "model",
+    "structured",
+    "bounded_schema",
+    "dataset_sha256",
+    "temperature",
+    "seed",
+    "max_tokens",
+)
 
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
@@ -79,6 +88,22 @@ def build_parser(task: str, description: str) -> argparse.ArgumentParser:
         "--structured",
         action="store_true",
         help="send the task's JSON schema as response_format (json_schema, strict)",
+    )
+    srv.add_argument(
+        "--bounded_schema",
+        "--bounded-schema",
+        action="store_true",
+        help="with --structured: send a variant of the schema with every string limited to "
+        "--max_string_chars characters and every number to +-1e9, so that a model cannot spend "
+        "max_tokens inside one value (see eval.schema_bounds); replies are still scored against "
+        "the task's own schema. Default: the task's schema, unchanged",
+    )
+    srv.add_argument(
+        "--max_string_chars",
+        "--max-string-chars",
+        type=int,
+        default=64,
+        help="longest string value allowed by --bounded_schema",
     )
     srv.add_argument(
         "--api-key-env",
@@ -152,6 +177,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--max_tokens must be >= 1, got {args.max_tokens}")
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite exclude each other")
+    if args.bounded_schema and not args.structured:
+        raise CLIError("--bounded_schema only changes the schema --structured sends; add --structured")
+    if args.max_string_chars < 1:
+        raise CLIError(f"--max_string_chars must be >= 1, got {args.max_string_chars}")
 
 
 def _import_wandb() -> Any:
@@ -257,6 +286,10 @@ def run_from_args(
         adapter = make_adapter(args, split)
     except DatasetError as exc:
         raise CLIError(str(exc)) from exc
+    if args.bounded_schema:
+        from eval.schema_bounds import BoundedSchemaTask
+
+        adapter = BoundedSchemaTask(adapter, max_string_chars=args.max_string_chars)
     n = len(split) if args.limit <= 0 else min(args.limit, len(split))
     ids = list(range(n))
     out = Path(args.output_dir)
@@ -265,6 +298,7 @@ def run_from_args(
         "task": task,
         "model": args.model,
         "structured": args.structured,
+        "bounded_schema": args.max_string_chars if args.bounded_schema else None,
         "dataset_sha256": split.sha256(),
         "temperature": args.temperature,
         "seed": args.seed if args.seed >= 0 else None,
