@@ -1,5 +1,21 @@
 """Dataset builders for torchtune configs (``_component_: torchtune_ext.datasets.<builder>``)."""
 
+from torchtune_ext.datasets._synthetic_w2 import (
+    SyntheticW2Dataset,
+    SyntheticW2Transform,
+    synthetic_w2_dataset,
+    synthetic_w2_transform,
+)
 from torchtune_ext.datasets._w2 import W2DataError, W2Dataset, W2ToMessages, parse_ground_truth, w2_dataset
 
-__all__ = ["W2DataError", "W2Dataset", "W2ToMessages", "parse_ground_truth", "w2_dataset"]
+__all__ = [
+    "SyntheticW2Dataset",
+    "SyntheticW2Transform",
+    "W2DataError",
+    "W2Dataset",
+    "W2ToMessages",
+    "parse_ground_truth",
+    "synthetic_w2_dataset",
+    "synthetic_w2_transform",
+    "w2_dataset",
+]
