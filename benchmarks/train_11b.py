@@ -510,12 +510,14 @@ def count_only(job: dict[str, Any]) -> dict[str, Any]:
     kind = recipe_kind(cfg)
     batch_size = int(cfg.batch_size)
     model = _meta_model(cfg, kind)
-    _use_synthetic_data(cfg, _vocab_size(model), batch_size, job["unique_forms"])
+    # At least 8 samples: their decode + transform time is the per-sample data cost reported.
+    _use_synthetic_data(cfg, _vocab_size(model), max(batch_size, 8), job["unique_forms"])
     transform = tt_config.instantiate(cfg.tokenizer)
     dataset = tt_config.instantiate(cfg.dataset, transform)
-    batch = padded_collate_tiled_images_and_mask(
-        [dataset[i] for i in range(batch_size)], padding_idx=transform.pad_id
-    )
+    start = time.perf_counter()
+    samples = [dataset[i] for i in range(len(dataset))]
+    data_s = (time.perf_counter() - start) / len(samples)
+    batch = padded_collate_tiled_images_and_mask(samples[:batch_size], padding_idx=transform.pad_id)
     total, by_part = _count_flops(model, batch)
     tokens_per_tile = (int(cfg.tokenizer.tile_size) // int(cfg.tokenizer.patch_size)) ** 2 + 1
     images = batch["encoder_input"]["images"]
@@ -535,6 +537,7 @@ def count_only(job: dict[str, Any]) -> dict[str, Any]:
         "flops_per_sample": total / batch_size,
         "encoder_flops_per_sample": by_part.get("encoder", 0) / batch_size,
         "decoder_flops_per_sample": by_part.get("decoder", 0) / batch_size,
+        "data_s_per_sample": data_s,
     }
 
 
@@ -870,7 +873,7 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 FLOPS_HEADER = (
     "| config | settings | tiles/sample (canvas) | text tokens | loss tokens | encoder tokens "
-    "| TFLOP/sample (fwd+bwd) | encoder share |\n|---|---|---|---|---|---|---|---|"
+    "| TFLOP/sample (fwd+bwd) | encoder share | data (s/sample) |\n|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -888,7 +891,8 @@ def flops_row(r: dict[str, Any]) -> str:
     return (
         f"| {Path(r['config']).stem} | {r['settings']} | {r['tiles_per_sample']:.0f} ({canvas} px) "
         f"| {r['text_tokens_per_sample']:.0f} | {r['loss_tokens_per_sample']:.0f} "
-        f"| {r['encoder_tokens_per_sample']:.0f} | {r['flops_per_sample'] / 1e12:.2f} | {100 * share:.0f} % |"
+        f"| {r['encoder_tokens_per_sample']:.0f} | {r['flops_per_sample'] / 1e12:.2f} | {100 * share:.0f} % "
+        f"| {r['data_s_per_sample']:.3f} |"
     )
 
 
@@ -931,8 +935,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + TABLE_HEADER)
     for r in results:
         print(table_row(r))
+    if args.loss_parity:
+        print("(loss-parity runs have no warmup: their timings include compilation)")
     if args.loss_parity and len(results) == 2:
-        parity: dict[str, Any] = {"mode": "loss_parity", "a": args.loss_parity[0], "b": args.loss_parity[1]}
+        parity: dict[str, Any] = {
+            "mode": "loss_parity",
+            "a": args.loss_parity[0],
+            "b": args.loss_parity[1],
+            "overrides": args.overrides,
+        }
         parity.update(loss_parity(results[0]["losses"], results[1]["losses"]))
         print(
             f"\nloss parity over {parity['steps']} steps: max |Δloss| {parity['max_abs_diff']:.4f}, "
