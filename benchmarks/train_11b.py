@@ -667,11 +667,31 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "final_loss": losses[-1],
     }
     if cuda:
+        free, total_bytes = torch.cuda.mem_get_info(device)
         result["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         result["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / 2**30
+        # bitsandbytes' paged optimizer state lives in CUDA managed memory, outside PyTorch's
+        # allocator and its counters; add it to compare with an optimizer whose state is counted.
+        result["paged_state_gib"] = _paged_state_bytes(recipe) / 2**30
+        result["device_used_end_gib"] = (total_bytes - free) / 2**30
     else:
         result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return result
+
+
+def _paged_state_bytes(recipe: Any) -> int:
+    """Bytes of optimizer state in bitsandbytes paged (managed) buffers."""
+    import torch
+
+    wrapper = getattr(recipe, "_optim_ckpt_wrapper", None)
+    optimizers = list(wrapper.optim_map.values()) if wrapper is not None else [recipe._optimizer]
+    return sum(
+        value.nbytes
+        for optimizer in optimizers
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor) and getattr(value, "is_paged", False)
+    )
 
 
 def _cpu_name() -> str:
