@@ -15,7 +15,10 @@ builder's name), loaded from its file, through its own ``setup()`` with three su
 It then runs ``--warmup`` + ``--steps`` optimizer steps with the recipe's own ``_loss_step``,
 optimizer (or optimizer-in-backward hooks), clipping and scheduler, and reports samples/s,
 loss tokens/s (the recipe's ``tokens_per_second``), step time p50/p95, the time spent waiting
-for data, peak memory (CUDA max allocated/reserved since setup; peak RSS on CPU), and MFU.
+for data, peak memory (CUDA max allocated/reserved since setup, plus bitsandbytes' paged
+optimizer state, which lives in managed memory outside PyTorch's counters; peak RSS on CPU),
+and MFU. ``--flops-only`` skips training and reports tokens and FLOPs per sample of any size
+from the meta device, on a CPU.
 
 FLOPs: counted once with ``torch.utils.flop_counter`` for the first timed batch, on a copy of
 the model on the ``meta`` device (no memory, no time on the GPU) with the same trainable
@@ -37,7 +40,7 @@ Each measured run is its own subprocess (clean peak-memory counters). Examples::
 ``--reference`` adds, per config, a run with the reference W-2 recipe's settings (llama-cookbook
 ``11B_full_w2.yaml`` / ``11B_lora_w2.yaml``; its ``LinearCrossEntropyLoss``, absent from
 0.6.1, replaced by ``CEWithChunkedOutputLoss``). ``--with NAME`` adds an optimisation to our
-runs (see ``--help``). ``key=value`` arguments override the config in every run.
+runs (listed at the end). ``key=value`` arguments override the config in every run.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def test_tiny_full_and_lora_two_steps_on_cpu() -> None:
         [
             "python", "benchmarks/train_11b.py",
             "--config", "configs/tiny/full_w2.yaml", "--config", "configs/tiny/lora_w2.yaml",
-            "--steps", "2", "--warmup", "1", "--unique-forms", "2", "--peak-tflops", "1",
+            "--steps", "2", "--warmup", "1", "--unique-forms", "2", "--peak-tflops", "10",
             "--device", "cpu", "batch_size=2",
         ],
         timeout=300,
