@@ -22,6 +22,7 @@ __all__ = [
     "FIELDS",
     "MONEY_FIELDS",
     "INT_FIELDS",
+    "ID_NUMBER_FIELDS",
     "json_schema",
     "target_json",
 ]
@@ -93,6 +94,8 @@ MONEY_FIELDS: frozenset[str] = frozenset(
 )
 #: Integer fields.
 INT_FIELDS: frozenset[str] = frozenset(name for name, f in W2Form.model_fields.items() if f.annotation is int)
+#: Identification numbers (SSN, EIN): compared on their digits only after normalisation.
+ID_NUMBER_FIELDS: frozenset[str] = frozenset({"box_a_employee_ssn", "box_b_employer_identification_number"})
 
 
 def json_schema() -> dict[str, Any]:

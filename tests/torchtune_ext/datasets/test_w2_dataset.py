@@ -20,19 +20,14 @@ from torchtune_ext.data.synth_w2 import make_w2, write_w2_dataset
 from torchtune_ext.datasets import W2DataError, W2Dataset, w2_dataset
 from torchtune_ext.datasets._w2 import _check_image
 from torchtune_ext.models import llama3_2_vision_transform
-from torchtune_ext.models.tiny_tokenizer import SHIPPED_BPE, special_tokens
 
 
 @pytest.fixture(scope="module")
-def transform(tmp_path_factory: pytest.TempPathFactory):
-    """The tiny model's transform: shipped BPE, Llama 3 specials, 56 px tiles, fp32 images."""
-    path = tmp_path_factory.mktemp("tok") / "special_tokens.json"
-    path.write_text(
-        json.dumps({"added_tokens": [{"id": i, "content": n} for n, i in special_tokens().items()]})
-    )
+def transform(tiny_checkpoint: Path):
+    """The tiny model's transform, built from its checkpoint files as configs/tiny/*_w2.yaml do."""
     return llama3_2_vision_transform(
-        str(SHIPPED_BPE),
-        special_tokens_path=str(path),
+        str(tiny_checkpoint / "original" / "tokenizer.model"),
+        special_tokens_path=str(tiny_checkpoint / "tokenizer.json"),
         tile_size=56,
         max_num_tiles=4,
         patch_size=14,
