@@ -863,6 +863,8 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
         "peak_tflops": args.peak_tflops,
         "count_flops": not args.no_flops,
     }
+    if args.steps < 1 or args.warmup < 0 or args.num_workers < 0 or args.unique_forms < 1:
+        raise ValueError("--steps and --unique-forms must be >= 1, --warmup and --num-workers >= 0")
     jobs: list[dict[str, Any]] = []
     if args.loss_parity:
         for text in args.loss_parity:
