@@ -35,7 +35,9 @@ def _recipe_source(cfg_path: Path) -> str:
 
 
 def _recipe_keys(source: str) -> set[str]:
-    return set(re.findall(r"cfg\.([a-z_]+)\b", source)) | set(re.findall(r"cfg\.get\(\s*[\"']([a-z_]+)", source))
+    return set(re.findall(r"cfg\.([a-z_]+)\b", source)) | set(
+        re.findall(r"cfg\.get\(\s*[\"']([a-z_]+)", source)
+    )
 
 
 def _data_dirs(request: pytest.FixtureRequest) -> dict[str, Callable[[], Path]]:
@@ -50,7 +52,9 @@ def _data_dirs(request: pytest.FixtureRequest) -> dict[str, Callable[[], Path]]:
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(REPO / "configs")) for p in CONFIGS])
-def test_config_instantiates(path: Path, tiny_checkpoint: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_config_instantiates(
+    path: Path, tiny_checkpoint: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     cfg = OmegaConf.load(path)
     # A top-level key is used if the recipe reads it or another key interpolates it (${key}).
     interpolated = set(re.findall(r"\$\{([a-z_]+)\}", path.read_text()))

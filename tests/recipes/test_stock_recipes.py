@@ -21,7 +21,9 @@ CASES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
-def test_tune_run_writes_a_strictly_reloadable_epoch(name: str, tiny_checkpoint: Path, w2_data: Path, tmp_path: Path) -> None:
+def test_tune_run_writes_a_strictly_reloadable_epoch(
+    name: str, tiny_checkpoint: Path, w2_data: Path, tmp_path: Path
+) -> None:
     recipe, config = CASES[name]
     out = tmp_path / name
     run_cmd(
