@@ -7,7 +7,7 @@
 # ships one CUDA library per CUDA version (~125 MB unpacked); only the CUDA 13.0 one (the box's
 # torch is cu130) and the CPU one are kept, so that everything fits the 64 MiB a call may carry.
 #
-#   bash benchmarks/gpu_wheels.sh            # then carry .whl (see docs/readme/bench.md)
+#   bash benchmarks/gpu_wheels.sh            # then carry .whl (see README, "Training speed and memory")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-.whl}"
