@@ -224,3 +224,14 @@ def test_rejects_too_many_tiles(encoders) -> None:
     ours, _ = encoders
     with pytest.raises(ValueError, match="max_num_tiles=4"):
         ours(torch.zeros(1, 1, 5, 3, 56, 56), torch.tensor([[[1, 5]]]))
+
+
+def test_runs_on_meta_with_aspect_ratio_on_cpu() -> None:
+    """FLOP counting runs the encoder on meta while aspect_ratio stays on the CPU (tile embeddings
+    read its values); the attention mask must follow the activations' device."""
+    with torch.device("meta"):
+        model = llama3_2_vision_encoder(**KW)
+    pixels, ratio = _images([[1, 2], [2, 2]])
+    out = model(pixels.to("meta"), ratio)
+    assert out.device.type == "meta"
+    assert out.shape[0] == 2

@@ -181,7 +181,7 @@ class Llama3VisionReferenceEncoder(Llama3VisionEncoder):
         x = F.pad(x, (0, 0, 0, n_pad))
         mask = reference_encoder_attention_mask(
             ar, num_tiles=tiles, tokens_per_tile=n_tok, padded_tokens_per_tile=seq, dtype=x.dtype
-        )
+        ).to(x.device)  # aspect_ratio may live elsewhere (CPU beside meta/CUDA activations)
         x = x.reshape(n_media, tiles * seq, dim)
 
         taps = []
