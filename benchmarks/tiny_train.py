@@ -47,6 +47,16 @@ def _run(recipe: str, config: str, steps: int, base: Path, data: Path, out: Path
     return result
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a Markdown table.
 
@@ -65,7 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = parser.parse_args(argv)
     base, data = args.base_dir.resolve(), args.data_dir.resolve()
-    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, torch threads default")
+    if not (base / "config.json").is_file():
+        parser.error(
+            f"--base-dir {base}: no config.json (build one with python -m torchtune_ext.models.make_tiny)"
+        )
+    if not (data / "train").is_dir():
+        parser.error(
+            f"--data-dir {data}: no train/ split (python -m torchtune_ext.data.prepare_w2 writes one)"
+        )
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    print(f"machine: {_cpu_name()} ({platform.machine()}), {len(os.sched_getaffinity(0))} cores")
     print("| config | s/step | peak RSS (MiB) |\n|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
