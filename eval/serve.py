@@ -13,7 +13,7 @@ Backends:
   evaluator without ``--structured``. The model name in requests is the directory path.
   ``--device cpu`` is passed when no NVIDIA GPU is visible.
 * ``vllm``: ``python -m vllm.entrypoints.openai.api_server`` from a separate environment
-  (``requirements/serve-vllm.txt``: vLLM 0.10.0, the last release that loads Mllama and
+  (``eval/requirements/serve-vllm.txt``: vLLM 0.10.0, the last release that loads Mllama and
   enforces structured output for it; needs transformers < 5 and Python < 3.13), chosen with
   ``--python ENV/bin/python``. Defaults: ``--max-model-len 9000`` (room for the evaluator's
   8192 completion tokens), ``--max-num-seqs 16`` (vLLM's default runs out of memory on
@@ -426,7 +426,7 @@ def _require_module(python: str, module: str, backend: str) -> None:
         raise ServerError(f"cannot run {python}: {exc}") from exc
     if not found:
         hint = (
-            "create its environment from requirements/serve-vllm.txt (Python < 3.13) and pass "
+            "create its environment from eval/requirements/serve-vllm.txt (Python < 3.13) and pass "
             "--python ENV/bin/python"
             if backend == "vllm"
             else "pip install 'transformers[serving]'"

