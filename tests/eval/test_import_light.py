@@ -13,9 +13,23 @@ REPO = Path(__file__).resolve().parents[2]
 # `sys.modules[name] = None` makes `import name` raise ImportError, as if it were not installed.
 BLOCK = (
     "import sys\n"
-    "for _m in ('torch', 'torchvision', 'torchtune', 'transformers'):\n"
+    "for _m in ('torch', 'torchvision', 'torchtune', 'transformers', 'torchtune_ext'):\n"
     "    sys.modules[_m] = None\n"
 )
+
+
+def _run_light(code: str) -> str:
+    """Run ``code`` in a fresh interpreter with the repository on the path; return its stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def test_modules_import_without_torch() -> None:
@@ -28,16 +42,7 @@ def test_modules_import_without_torch() -> None:
         "eval.metrics, eval.parsing, eval.tasks.w2\n"
         "print('ok')\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ok"
+    assert _run_light(code).strip() == "ok"
 
 
 def test_a_whole_run_works_without_torch(tmp_path: Path, kit, fault_server) -> None:
@@ -65,13 +70,40 @@ def test_a_whole_run_works_without_torch(tmp_path: Path, kit, fault_server) -> N
         "assert not leaked, leaked\n"
         "sys.exit(rc)\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert proc.returncode == 0, proc.stderr
+    _run_light(code)
     assert json.loads((out / "report.json").read_text())["metrics"]["accuracy_strict"] == 1.0
+
+
+TASK_MODULES = [
+    "eval.tasks.classify",
+    "eval.tasks.detect",
+    "eval.tasks.docvqa",
+    "eval.tasks.records",
+    "eval.tasks.parsing",
+    "eval.metrics.classify",
+    "eval.metrics.detect",
+    "eval.metrics.docvqa",
+    "eval.record_tasks",
+    "eval.classify",
+    "eval.detect",
+    "eval.docvqa",
+    "eval.metrics",
+]
+
+
+def test_task_evaluators_import_without_torch() -> None:
+    code = BLOCK + "".join(f"import {m}\n" for m in TASK_MODULES) + "print('ok')\n"
+    assert _run_light(code).strip() == "ok"
+
+
+def test_each_module_imports_first_without_cycles() -> None:
+    """Every module imports as the first one, in a fresh module state (no import cycles)."""
+    code = (
+        "import importlib, sys\n"
+        f"for m in {TASK_MODULES!r}:\n"
+        "    for name in [k for k in sys.modules if k == 'eval' or k.startswith('eval.')]:\n"
+        "        del sys.modules[name]\n"
+        "    importlib.import_module(m)\n"
+        "print('ok')\n"
+    )
+    assert _run_light(code).strip() == "ok"
