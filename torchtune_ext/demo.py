@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--forms", type=int, default=200, help="synthetic W-2 forms to render (default 200)")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     parser.add_argument("--eval-limit", type=int, default=8, help="held-out forms to score (default 8)")
+    parser.add_argument("--port", type=int, default=8001, help="port of the demo's server (0: any free port)")
     parser.add_argument("--fresh", action="store_true", help="delete --output-dir first")
     args = parser.parse_args(argv)
 
@@ -119,9 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         _run([py, "-m", "torchtune_ext.export", "--checkpoint-dir", str(last_epoch), "--base-dir", str(base),
               "--output-dir", str(served)])  # fmt: skip
     shutil.rmtree(report, ignore_errors=True)
-    _run([py, "-m", "eval.serve", "--model", str(served), "--dataset", str(data / "test"), "--eval-output",
-          str(report), "--eval-args", f"--limit {args.eval_limit} --max_tokens 768"])  # fmt: skip
+    _run([py, "-m", "eval.serve", "--model", str(served), "--port", str(args.port), "--dataset", str(data / "test"),
+          "--eval-output", str(report), "--eval-args", f"--limit {args.eval_limit} --max_tokens 768"])  # fmt: skip
     print(f"\ndone. checkpoint: {last_epoch}\nservable model: {served}\nevaluation report: {report}")
+    print(
+        "note: the tiny model sees each form as 4 tiles of 56 px and has 4 decoder layers, so its W-2 "
+        "scores stay near 0; the demo proves the path (train -> export -> serve -> score), "
+        "tests/recipes/test_overfit.py proves the image path learns."
+    )
     return 0
 
 
