@@ -77,6 +77,7 @@ def reference_encoder_attention_mask(
     tokens_per_tile: int,
     padded_tokens_per_tile: int,
     dtype: torch.dtype,
+    device: Optional[torch.device] = None,
 ) -> torch.Tensor:
     """Additive self-attention mask of the reference vision encoder.
 
@@ -92,18 +93,21 @@ def reference_encoder_attention_mask(
         tokens_per_tile (int): real tokens per tile (CLS + patches).
         padded_tokens_per_tile (int): tokens per tile after padding.
         dtype (torch.dtype): dtype of the attention scores.
+        device (Optional[torch.device]): where the mask is built (the activations' device);
+            default ``aspect_ratio``'s.
 
     Returns:
         torch.Tensor: ``(n_images, S, S)`` with ``S = num_tiles * padded_tokens_per_tile``.
     """
-    n_real_tiles = aspect_ratio.prod(dim=-1)
-    tile_idx = torch.arange(num_tiles, device=aspect_ratio.device)
-    token_idx = torch.arange(padded_tokens_per_tile, device=aspect_ratio.device)
+    device = aspect_ratio.device if device is None else device
+    n_real_tiles = aspect_ratio.prod(dim=-1).to(device)
+    tile_idx = torch.arange(num_tiles, device=device)
+    token_idx = torch.arange(padded_tokens_per_tile, device=device)
     real_tile = tile_idx[None, :, None] < n_real_tiles[:, None, None]
     real = real_tile & (token_idx[None, None, :] < tokens_per_tile)
     pad = ~real.reshape(aspect_ratio.shape[0], num_tiles * padded_tokens_per_tile)
     blocked = pad[:, :, None] & pad[:, None, :]
-    mask = torch.zeros(blocked.shape, dtype=dtype, device=aspect_ratio.device)
+    mask = torch.zeros(blocked.shape, dtype=dtype, device=device)
     return mask.masked_fill(blocked, torch.finfo(dtype).min)
 
 
@@ -180,8 +184,13 @@ class Llama3VisionReferenceEncoder(Llama3VisionEncoder):
         seq = n_tok + n_pad
         x = F.pad(x, (0, 0, 0, n_pad))
         mask = reference_encoder_attention_mask(
-            ar, num_tiles=tiles, tokens_per_tile=n_tok, padded_tokens_per_tile=seq, dtype=x.dtype
-        ).to(x.device)  # aspect_ratio may live elsewhere (CPU beside meta/CUDA activations)
+            ar,
+            num_tiles=tiles,
+            tokens_per_tile=n_tok,
+            padded_tokens_per_tile=seq,
+            dtype=x.dtype,
+            device=x.device,  # aspect_ratio may live elsewhere (CPU beside meta activations)
+        )
         x = x.reshape(n_media, tiles * seq, dim)
 
         taps = []
