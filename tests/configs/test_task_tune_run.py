@@ -5,18 +5,12 @@ YAML is instantiated by the generic config test.
 """
 
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from testing_utils import run_cmd
 
 from torchtune_ext.data.synthetic_detect import generate_detect
-
-REPO = Path(__file__).resolve().parents[2]
-TUNE = Path(sys.executable).with_name("tune")
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +19,7 @@ def test_tiny_detect_lora_trains_and_saves(tmp_path, tiny_checkpoint):
     data = generate_detect(tmp_path / "detect", train=4, test=0)
     out = tmp_path / "run"
     cmd = [
-        str(TUNE),
+        "tune",
         "run",
         "lora_finetune_single_device",
         "--config",
@@ -36,15 +30,7 @@ def test_tiny_detect_lora_trains_and_saves(tmp_path, tiny_checkpoint):
         "batch_size=2",
         "max_steps_per_epoch=2",
     ]
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_cmd(cmd, timeout=300)
     losses = [float(x) for x in re.findall(r"Loss: ([0-9.eE+-]+|nan)", proc.stdout + proc.stderr)]
     assert losses and all(math.isfinite(x) for x in losses)
     epoch = out / "epoch_0"

@@ -1,14 +1,11 @@
 """The evaluator runs in a light client environment: no torch, no transformers."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from eval.tasks.w2 import target_json
+from testing_utils import run_cmd
 
-REPO = Path(__file__).resolve().parents[2]
+from eval.tasks.w2 import target_json
 
 # `sys.modules[name] = None` makes `import name` raise ImportError, as if it were not installed.
 BLOCK = (
@@ -20,16 +17,7 @@ BLOCK = (
 
 def _run_light(code: str) -> str:
     """Run ``code`` in a fresh interpreter with the repository on the path; return its stdout."""
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return run_cmd(["python", "-c", code], timeout=120).stdout
 
 
 def test_modules_import_without_torch() -> None:

@@ -6,25 +6,20 @@ its report and task files.
 """
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from testing_utils import run_cmd
 
 from torchtune_ext.data.synthetic_classify import generate_classify
 from torchtune_ext.data.synthetic_detect import generate_detect
 from torchtune_ext.data.synthetic_docvqa import generate_docvqa
-
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
 
 def _run(module, server, dataset, out, *extra):
     cmd = [
-        sys.executable,
+        "python",
         "-m",
         module,
         "--server_url",
@@ -44,15 +39,7 @@ def _run(module, server, dataset, out, *extra):
         "--no_progress",
         *extra,
     ]
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_cmd(cmd, timeout=300)
     report = json.loads((out / "report.json").read_text())
     counts = report["counts"]
     assert counts["selected"] == counts["recorded"] == counts["scored"] == counts["ok"] and report["complete"]

@@ -5,17 +5,13 @@ run must score it (every field wrong), not crash, and its report's counts must a
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from testing_utils import run_cmd
 
 from eval.tasks.w2 import FIELDS
 from eval.w2 import main
-
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +26,7 @@ def test_end_to_end_against_transformers_serve(tmp_path: Path, kit, tiny_server)
     )
     out = tmp_path / "out"
     cmd = [
-        sys.executable,
+        "python",
         "-m",
         "eval.w2",
         "--server_url",
@@ -49,15 +45,7 @@ def test_end_to_end_against_transformers_serve(tmp_path: Path, kit, tiny_server)
         "120",
         "--no_progress",
     ]
-    proc = subprocess.run(
-        cmd,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_cmd(cmd, timeout=300)
     assert "accuracy_strict (reference)" in proc.stdout and "w2 evaluation of" in proc.stdout
 
     report = json.loads((out / "report.json").read_text())
