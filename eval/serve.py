@@ -589,19 +589,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     port = args.port or free_port(args.host)
     structured = args.backend == "vllm"
+    server_args = dict(
+        host=args.host,
+        port=port,
+        python=args.python,
+        served_model_name=args.served_model_name,
+        device=args.device,
+        max_model_len=args.max_model_len,
+        max_num_seqs=args.max_num_seqs,
+        extra_args=extra,
+    )
     if args.dry_run:
-        cmd, name = build_command(
-            args.model,
-            args.backend,
-            host=args.host,
-            port=port,
-            python=args.python,
-            served_model_name=args.served_model_name,
-            device=args.device,
-            max_model_len=args.max_model_len,
-            max_num_seqs=args.max_num_seqs,
-            extra_args=extra,
-        )
+        cmd, name = build_command(args.model, args.backend, **server_args)
         print(shlex.join(cmd))
         print(eval_command(f"http://{args.host}:{port}/v1", name, args.dataset, structured))
         return 0
@@ -613,14 +612,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         server = start_server(
             args.model,
             args.backend,
-            host=args.host,
-            port=port,
-            python=args.python,
-            served_model_name=args.served_model_name,
-            device=args.device,
-            max_model_len=args.max_model_len,
-            max_num_seqs=args.max_num_seqs,
-            extra_args=extra,
+            **server_args,
             startup_timeout=args.startup_timeout,
             log_path=Path(args.log_file) if args.log_file else None,
         )
