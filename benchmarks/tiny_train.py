@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from train_11b import cpu_name  # benchmarks/ is sys.path[0] when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -45,16 +46,6 @@ def _run(recipe: str, config: str, steps: int, base: Path, data: Path, out: Path
     if result["rc"] != 0:
         raise SystemExit(f"error: {' '.join(cmd)} failed (exit {result['rc']})")
     return result
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.steps < 1:
         parser.error("--steps must be >= 1")
-    print(f"machine: {_cpu_name()} ({platform.machine()}), {len(os.sched_getaffinity(0))} cores")
+    print(f"machine: {cpu_name()}, {platform.machine()}", flush=True)
     print("| config | s/step | peak RSS (MiB) |\n|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:

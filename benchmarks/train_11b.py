@@ -636,7 +636,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "settings": settings_label(job["reference"], job["options"], job["overrides_own"]),
         "recipe": kind,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "dtype": str(cfg.dtype),
@@ -697,7 +697,8 @@ def _paged_state_bytes(recipe: Any) -> int:
     )
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name and core count, e.g. ``Intel(R) Xeon(R) Processor (2 CPUs)``."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
