@@ -34,3 +34,33 @@ def run_cmd(args: list[str], *, cwd: Path = REPO, timeout: float = 600) -> subpr
             f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def eval_cli_args(
+    url: str,
+    dataset: Path,
+    out: Path,
+    *extra: str,
+    retries: int,
+    timeout: int,
+    max_workers: int | None = None,
+) -> list[str]:
+    """Arguments of an ``eval.<task>`` run against a test server: fast retries, no progress bar.
+
+    Args:
+        url (str): the server's base URL (``.../v1``).
+        dataset (Path): the split to evaluate.
+        out (Path): ``--output_dir``.
+        *extra (str): more arguments, after the defaults (a repeated flag overrides them).
+        retries (int): ``--retries``.
+        timeout (int): ``--timeout`` in seconds.
+        max_workers (int | None): ``--max_workers``; the evaluator's default if None.
+
+    Returns:
+        list[str]: the argument list for the evaluator's ``main``.
+    """
+    args = ["--server_url", url, "--model", "fault", "--dataset", str(dataset), "--output_dir", str(out),
+            "--retries", str(retries), "--retry_base_delay", "0.001", "--timeout", str(timeout)]  # fmt: skip
+    if max_workers is not None:
+        args += ["--max_workers", str(max_workers)]
+    return [*args, "--no_progress", *extra]

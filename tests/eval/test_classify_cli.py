@@ -7,6 +7,7 @@ import csv
 import json
 
 import pytest
+from testing_utils import eval_cli_args
 
 from eval.classify import main
 from eval.tasks.classify import prompt
@@ -25,28 +26,8 @@ def _payloads(kit, root):
 
 
 def _args(url, root, out, *extra):
-    return [
-        "--server_url",
-        url,
-        "--model",
-        "fault",
-        "--dataset",
-        str(root / "test"),
-        "--labels",
-        str(root / "labels.txt"),
-        "--output_dir",
-        str(out),
-        "--retries",
-        "2",
-        "--retry_base_delay",
-        "0.001",
-        "--timeout",
-        "5",
-        "--max_workers",
-        "2",
-        "--no_progress",
-        *extra,
-    ]
+    labels = ("--labels", str(root / "labels.txt"))
+    return eval_cli_args(url, root / "test", out, *labels, *extra, retries=2, timeout=5, max_workers=2)
 
 
 def test_metrics_files_and_structured_request(tmp_path, kit, fault_server, cls_data, capsys):

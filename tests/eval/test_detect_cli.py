@@ -4,6 +4,7 @@ import json
 
 import pytest
 from PIL import Image
+from testing_utils import eval_cli_args
 
 from eval.detect import main
 from eval.tasks.detect import prompt
@@ -23,24 +24,7 @@ def det_data(tmp_path):
 
 
 def _args(url, root, out, *extra):
-    return [
-        "--server_url",
-        url,
-        "--model",
-        "fault",
-        "--dataset",
-        str(root),
-        "--output_dir",
-        str(out),
-        "--retries",
-        "1",
-        "--retry_base_delay",
-        "0.001",
-        "--timeout",
-        "5",
-        "--no_progress",
-        *extra,
-    ]
+    return eval_cli_args(url, root, out, *extra, retries=1, timeout=5)
 
 
 def test_metrics_and_overlays(tmp_path, kit, fault_server, det_data):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 from PIL import Image
+from testing_utils import eval_cli_args
 
 from eval.docvqa import main
 from eval.tasks.docvqa import prompt
@@ -30,23 +31,7 @@ def test_anls_and_exact_match(tmp_path, kit, fault_server):
         },
     )
     out = tmp_path / "out"
-    args = [
-        "--server_url",
-        srv.url,
-        "--model",
-        "fault",
-        "--dataset",
-        str(root),
-        "--output_dir",
-        str(out),
-        "--retries",
-        "1",
-        "--retry_base_delay",
-        "0.001",
-        "--timeout",
-        "5",
-        "--no_progress",
-    ]
+    args = eval_cli_args(srv.url, root, out, retries=1, timeout=5)
     assert main(args) == 1  # one request failed after retries
     report = json.loads((out / "report.json").read_text())
     assert report["metrics"]["anls"] == pytest.approx((1 + 4 / 7 + 0) / 3)

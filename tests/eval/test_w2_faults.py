@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testing_utils import eval_cli_args
 
 from eval.tasks.w2 import PROMPT, W2Form, target_json
 from eval.w2 import main
@@ -29,26 +30,7 @@ def no_chart(monkeypatch):
 
 
 def _args(url: str, split: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--server_url",
-        url,
-        "--model",
-        "fault",
-        "--dataset",
-        str(split),
-        "--output_dir",
-        str(out),
-        "--timeout",
-        "2",
-        "--retries",
-        "2",
-        "--retry_base_delay",
-        "0.001",
-        "--max_workers",
-        "4",
-        "--no_progress",
-        *extra,
-    ]
+    return eval_cli_args(url, split, out, *extra, retries=2, timeout=2, max_workers=4)
 
 
 def _lines(out: Path) -> list[dict]:
