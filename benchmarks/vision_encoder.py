@@ -43,17 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     arch = TINY if args.size == "tiny" else LLAMA_11B
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
-    ours = llama3_2_vision_encoder(
-        patch_size=arch.patch_size,
-        num_heads=arch.clip_num_heads,
-        clip_embed_dim=arch.clip_embed_dim,
-        clip_num_layers=arch.clip_num_layers,
-        clip_hidden_states=list(arch.clip_hidden_states),
-        num_layers_projection=arch.num_layers_projection,
-        decoder_embed_dim=arch.embed_dim,
-        tile_size=arch.tile_size,
-        max_num_tiles=arch.max_num_tiles,
-    ).to(args.device, dtype)
+    ours = llama3_2_vision_encoder(**arch.encoder_kwargs()).to(args.device, dtype)
     stock = Llama3VisionEncoder(clip=ours.clip, projection_head=ours.projection)  # same modules
     print(
         f"{args.size} encoder, {args.device} {args.dtype}, {args.threads} thread(s), batch {args.batch}, fwd+bwd"

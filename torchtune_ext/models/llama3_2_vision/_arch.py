@@ -67,6 +67,48 @@ class VisionArch:
         """Hugging Face numbering: each cross-attention layer is its own layer before the one it fuses."""
         return [layer + k for k, layer in enumerate(self.fusion_layers)]
 
+    def encoder_kwargs(self, tile_size: int | None = None) -> dict:
+        """Keyword arguments of the ``llama3_2_vision_encoder`` component builders.
+
+        Args:
+            tile_size (int | None): tile size in pixels; default :attr:`tile_size`.
+
+        Returns:
+            dict: ``patch_size`` ... ``in_channels``.
+        """
+        return dict(
+            patch_size=self.patch_size,
+            num_heads=self.clip_num_heads,
+            clip_embed_dim=self.clip_embed_dim,
+            clip_num_layers=self.clip_num_layers,
+            clip_hidden_states=list(self.clip_hidden_states),
+            num_layers_projection=self.num_layers_projection,
+            decoder_embed_dim=self.embed_dim,
+            tile_size=tile_size or self.tile_size,
+            max_num_tiles=self.max_num_tiles,
+            in_channels=3,
+        )
+
+    def decoder_kwargs(self) -> dict:
+        """Keyword arguments of the ``llama3_2_vision_decoder`` component builders.
+
+        Returns:
+            dict: ``vocab_size`` ... ``intermediate_dim``.
+        """
+        return dict(
+            vocab_size=self.vocab_size,
+            num_layers=self.num_layers,
+            fusion_interval=self.fusion_interval,
+            num_special_tokens=self.num_fusion_tokens,
+            num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            embed_dim=self.embed_dim,
+            max_seq_len=self.max_seq_len,
+            encoder_max_seq_len=self.encoder_max_seq_len,
+            rope_base=self.rope_base,
+            intermediate_dim=self.intermediate_dim,
+        )
+
 
 #: The embedded tiny default: same topology as 11B (CLIP + 2 taps + global projection layers, GQA
 #: decoder with 2 fusion layers), small enough to train on 2 CPU cores in seconds.

@@ -43,37 +43,6 @@ _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def _encoder_kwargs(arch: VisionArch, tile_size: int) -> dict:
-    return dict(
-        patch_size=arch.patch_size,
-        num_heads=arch.clip_num_heads,
-        clip_embed_dim=arch.clip_embed_dim,
-        clip_num_layers=arch.clip_num_layers,
-        clip_hidden_states=list(arch.clip_hidden_states),
-        num_layers_projection=arch.num_layers_projection,
-        decoder_embed_dim=arch.embed_dim,
-        tile_size=tile_size,
-        max_num_tiles=arch.max_num_tiles,
-        in_channels=3,
-    )
-
-
-def _decoder_kwargs(arch: VisionArch) -> dict:
-    return dict(
-        vocab_size=arch.vocab_size,
-        num_layers=arch.num_layers,
-        fusion_interval=arch.fusion_interval,
-        num_special_tokens=arch.num_fusion_tokens,
-        num_heads=arch.num_heads,
-        num_kv_heads=arch.num_kv_heads,
-        embed_dim=arch.embed_dim,
-        max_seq_len=arch.max_seq_len,
-        encoder_max_seq_len=arch.encoder_max_seq_len,
-        rope_base=arch.rope_base,
-        intermediate_dim=arch.intermediate_dim,
-    )
-
-
 def build_llama3_2_vision(
     arch: VisionArch,
     *,
@@ -94,8 +63,8 @@ def build_llama3_2_vision(
     Returns:
         DeepFusionModel: the model.
     """
-    encoder = llama3_2_vision_encoder(**_encoder_kwargs(arch, image_size or arch.tile_size))
-    decoder = llama3_2_vision_decoder(**_decoder_kwargs(arch))
+    encoder = llama3_2_vision_encoder(**arch.encoder_kwargs(image_size))
+    decoder = llama3_2_vision_decoder(**arch.decoder_kwargs())
     return DeepFusionModel(
         encoder=encoder,
         decoder=decoder,
@@ -176,12 +145,12 @@ def build_lora_llama3_2_vision(
     encoder = lora_llama3_2_vision_encoder(
         encoder_lora=encoder_lora,
         fusion_lora=fusion_lora,
-        **_encoder_kwargs(arch, image_size or arch.tile_size),
+        **arch.encoder_kwargs(image_size),
         **lora,
         **nf4,
     )
     decoder = lora_llama3_2_vision_decoder(
-        decoder_lora=decoder_lora, fusion_lora=fusion_lora, **_decoder_kwargs(arch), **lora
+        decoder_lora=decoder_lora, fusion_lora=fusion_lora, **arch.decoder_kwargs(), **lora
     )
     return DeepFusionModel(
         encoder=encoder,
