@@ -6,7 +6,7 @@ what remains is the client's own cost (plus the local HTTP round trip, the same 
 
 The server runs in its own process (as a real one would), answering from a thread per connection.
 
-* ``ours``: ``eval.runner.run`` with the W-2 adapter, exactly as ``python -m eval.w2`` runs it
+* ``ours``: ``eval.core.runner.send_rows`` with the W-2 adapter, exactly as ``python -m eval.w2`` runs it
   (stored image bytes base64-encoded in memory, one JSONL line appended per result).
 * ``seed``: the llama-cookbook ``evaluate.py`` approach, reimplemented minimally: decode every
   image from the dataset, write each to a temp PNG, read it back and base64 it, call
@@ -41,11 +41,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.client import ChatClient  # noqa: E402
-from eval.data import load_split  # noqa: E402
-from eval.runner import ResultsLog, run  # noqa: E402
+from eval.core.client import ChatClient  # noqa: E402
+from eval.core.runner import ResultsLog, send_rows  # noqa: E402
 from eval.tasks.w2 import FIELDS, INT_FIELDS, MONEY_FIELDS, target_json  # noqa: E402
-from eval.w2 import W2Task  # noqa: E402
+from eval.tasks.w2.task import W2Task  # noqa: E402
 
 
 def _record(i: int) -> dict:
@@ -163,12 +162,12 @@ class _InstantServer:
 
 
 def run_ours(split_dir: Path, url: str, workers: int, n: int, tmp: Path) -> float:
-    """Seconds for n requests through eval.runner.run (what python -m eval.w2 does)."""
+    """Seconds for n requests through eval.core.runner.send_rows (what python -m eval.w2 does)."""
     start = time.perf_counter()
-    split = load_split(split_dir)
+    split = W2Task().load(split_dir)
     client = ChatClient(url, "bench")
     log = ResultsLog(tmp / f"ours_{workers}_{time.monotonic_ns()}.jsonl")
-    outcome = run(W2Task(), split, client, list(range(n)), log, max_workers=workers, progress=False)
+    outcome = send_rows(W2Task(), split, client, list(range(n)), log, max_workers=workers, progress=False)
     client.close()
     assert outcome.sent == n
     return time.perf_counter() - start

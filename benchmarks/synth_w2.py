@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/synth_w2.py                 # 2,000 forms, 612x792
     PYTHONPATH=. python benchmarks/synth_w2.py --scan-noise    # with the scan preset (JPEG)
 
-The parallel run is the full ``python -m torchtune_ext.data.synth_w2`` path (render, encode,
+The parallel run is the full ``python -m torchtune_ext.data.synth w2`` path (render, encode,
 ``save_to_disk``); the serial run renders fewer forms in one process as the reference.
 """
 
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import datasets
 
-    from torchtune_ext.data.scan import SCAN_PRESET, ScanNoise
-    from torchtune_ext.data.synth_w2 import make_w2, write_w2_dataset
+    from torchtune_ext.data.synth.scan import SCAN_PRESET, ScanNoise
+    from torchtune_ext.data.synth.w2 import make_w2, write_w2_dataset
 
     datasets.disable_progress_bars()
     scan = SCAN_PRESET if args.scan_noise else ScanNoise()

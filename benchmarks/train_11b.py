@@ -9,7 +9,7 @@ builder's name), loaded from its file, through its own ``setup()`` with three su
   trained checkpoint's (fresh builders zero them, which cuts the image path off);
 * tokenizer: :class:`torchtune_ext.datasets.SyntheticW2Transform` with the config's tile
   settings (no tokenizer file needed);
-* dataset: :func:`torchtune_ext.datasets.synthetic_w2_dataset`, 612×792 forms from our
+* dataset: :func:`synthetic_w2.synthetic_w2_dataset`, 612×792 forms from our
   generator (4 tiles of 560 px at 11B; ~600 tokens, ~575 of them answer).
 
 It then runs ``--warmup`` + ``--steps`` optimizer steps with the recipe's own ``_loss_step``,
@@ -474,7 +474,7 @@ def _use_synthetic_data(cfg: DictConfig, vocab: int, num_samples: int, unique_fo
     """Point the config's tokenizer and dataset at the synthetic W-2 builders, keeping tile settings."""
     tok = cfg.tokenizer
     cfg.tokenizer = {
-        "_component_": "torchtune_ext.datasets.synthetic_w2_transform",
+        "_component_": "synthetic_w2.synthetic_w2_transform",
         "vocab_size": vocab,
         "tile_size": tok.get("tile_size", tok.get("image_size")),
         "patch_size": tok.get("patch_size", 14),
@@ -484,7 +484,7 @@ def _use_synthetic_data(cfg: DictConfig, vocab: int, num_samples: int, unique_fo
         "image_dtype": {"bf16": "bfloat16", "fp32": "float32"}[str(cfg.dtype)],
     }
     cfg.dataset = {
-        "_component_": "torchtune_ext.datasets.synthetic_w2_dataset",
+        "_component_": "synthetic_w2.synthetic_w2_dataset",
         "num_samples": num_samples,
         "unique_forms": unique_forms,
         "seed": 0,

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from torchtune.datasets.multimodal import vqa_dataset
 
     from torchtune_ext.data.prepare_w2 import prepare_w2
-    from torchtune_ext.data.synth_w2 import write_w2_dataset
+    from torchtune_ext.data.synth.w2 import write_w2_dataset
     from torchtune_ext.datasets import w2_dataset
 
     datasets.disable_progress_bars()

@@ -1,19 +1,16 @@
 """torchtune-ext evaluation: score any OpenAI-compatible server on document tasks.
 
-This package imports without torch; it runs in a light client environment. Its public names
-are loaded on first use (``import eval.tasks`` from the training side stays light):
+This package imports without torch; it runs in a light client environment. Layout:
 
-* runner and task protocol: :class:`~eval.runner.TaskAdapter`, :class:`~eval.runner.Example`,
-  :class:`~eval.runner.Response`, :func:`~eval.runner.run`, :func:`~eval.runner.summarize`,
-  :class:`~eval.runner.RetryPolicy`, :class:`~eval.runner.ResultsLog`;
-* client: :class:`~eval.client.ChatClient`, :func:`~eval.client.response_format`;
-* CLI: :func:`~eval.cli.build_parser`, :func:`~eval.cli.main_for_task`;
-* data: :func:`~eval.data.load_split`, :class:`~eval.data.InputError`;
-* parsing: :func:`~eval.parsing.extract_json_object`;
-* serving: :func:`~eval.serve.start_server`, :class:`~eval.serve.ServerProcess`; vLLM on a CPU:
-  :func:`~eval.vllm_cpu.setup_venv`, :class:`~eval.vllm_cpu.VllmCpuServer`;
-* bounded schemas: :func:`~eval.schema_bounds.bounded_json_schema`,
-  :class:`~eval.schema_bounds.BoundedSchemaTask`.
+* :mod:`eval.tasks`: one folder per task (definition, reader, metrics, ``task.py``) and the
+  registry (:func:`~eval.tasks.get_task`);
+* :mod:`eval.core`: the run path every task shares (client, runner, report, splits, reply
+  parsing, the command line);
+* :mod:`eval.serve`: start, check and stop a server for a model directory;
+* ``python -m eval TASK`` (or ``python -m eval.w2`` and the other per-task modules) runs an
+  evaluation; ``python -m eval.serve`` serves a model and evaluates it.
+
+Public names are loaded on first use, so ``import eval.tasks`` from the training side stays light.
 """
 
 from __future__ import annotations
@@ -22,26 +19,27 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "TaskAdapter": "eval.runner",
-    "Example": "eval.runner",
-    "Response": "eval.runner",
-    "RetryPolicy": "eval.runner",
-    "ResultsLog": "eval.runner",
-    "run": "eval.runner",
-    "summarize": "eval.runner",
-    "ChatClient": "eval.client",
-    "response_format": "eval.client",
-    "build_parser": "eval.cli",
-    "main_for_task": "eval.cli",
-    "load_split": "eval.data",
-    "InputError": "eval.data",
-    "extract_json_object": "eval.parsing",
+    "Task": "eval.core.task",
+    "Sample": "eval.core.task",
+    "Response": "eval.core.task",
+    "RetryPolicy": "eval.core.runner",
+    "ResultsLog": "eval.core.runner",
+    "send_rows": "eval.core.runner",
+    "summarize": "eval.core.runner",
+    "ChatClient": "eval.core.client",
+    "response_format": "eval.core.client",
+    "build_parser": "eval.core.cli",
+    "run": "eval.core.cli",
+    "load_arrow_split": "eval.core.splits",
+    "InputError": "eval.core.splits",
+    "DatasetError": "eval.core.splits",
+    "extract_json_object": "eval.core.replies",
+    "extract_json_value": "eval.core.replies",
+    "bounded_json_schema": "eval.core.schema_bounds",
+    "get_task": "eval.tasks",
+    "task_names": "eval.tasks",
     "start_server": "eval.serve",
     "ServerProcess": "eval.serve",
-    "setup_venv": "eval.vllm_cpu",
-    "VllmCpuServer": "eval.vllm_cpu",
-    "bounded_json_schema": "eval.schema_bounds",
-    "BoundedSchemaTask": "eval.schema_bounds",
 }
 
 __all__ = list(_EXPORTS)

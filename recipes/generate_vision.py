@@ -7,12 +7,14 @@ it as a script (it parses its own config, like every torchtune recipe)::
     python recipes/generate_vision.py --config configs/tiny/generate.yaml \\
         checkpoint_dir=out/tiny_full_w2/epoch_0 'images=[form1.png,form2.png]'
 
-Prints ``{"image": ..., "answer": ...}`` per image and writes them to ``output_file`` if set.
+The prompt is the task's (``task``: a name of the registry in :mod:`eval.tasks`, with
+``task_options`` such as ``{labels: data/cars/labels.txt}`` for classification) unless
+``prompt`` is set. Prints ``{"image": ..., "prompt": ..., "answer": ...}`` per image and writes them to
+``output_file`` if set.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -22,6 +24,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from torchtune import config, training, utils
 
+from eval.tasks import get_task
 from torchtune_ext.generation import greedy_generate, user_message
 
 logger = utils.get_logger("INFO")
@@ -32,8 +35,8 @@ class VisionGenerationRecipe:
 
     Args:
         cfg (DictConfig): the recipe config (``model``, ``tokenizer``, ``checkpointer``,
-            ``device``, ``dtype``, ``task`` or ``prompt``, ``images``, ``max_new_tokens``,
-            ``output_file``).
+            ``device``, ``dtype``, ``task`` and ``task_options`` or ``prompt``, ``images``,
+            ``max_new_tokens``, ``output_file``).
     """
 
     def __init__(self, cfg: DictConfig) -> None:
@@ -47,6 +50,7 @@ class VisionGenerationRecipe:
         Args:
             cfg (DictConfig): the recipe config.
         """
+        self._prompt = cfg.get("prompt") or self._task_prompt(cfg)  # before the model: fail fast
         checkpointer = config.instantiate(cfg.checkpointer)
         state_dict = checkpointer.load_checkpoint()[training.MODEL_KEY]
         with training.set_default_dtype(self._dtype), self._device:
@@ -54,8 +58,20 @@ class VisionGenerationRecipe:
         self._model.load_state_dict(state_dict, strict=True)
         self._model.eval()
         self._transform = config.instantiate(cfg.tokenizer)
-        # The prompt comes from the task definition (eval/tasks/<task>.py) unless given.
-        self._prompt = cfg.get("prompt") or importlib.import_module(f"eval.tasks.{cfg.task}").PROMPT
+
+    @staticmethod
+    def _task_prompt(cfg: DictConfig) -> str:
+        """The prompt of the registered task ``cfg.task`` built with ``cfg.task_options``.
+
+        Raises:
+            ValueError: if the task's prompt depends on the row (e.g. a DocVQA question), naming
+                the key to set instead.
+        """
+        options = dict(cfg.get("task_options") or {})
+        prompt = get_task(cfg.task).from_options(**options).instruction()
+        if prompt is None:
+            raise ValueError(f"task {cfg.task!r} has no prompt of its own (it asks per row); set `prompt`")
+        return prompt
 
     def generate(self, cfg: DictConfig) -> list[dict[str, str]]:
         """Answer the task's prompt (or ``cfg.prompt``) for every image in ``cfg.images``.
@@ -64,7 +80,7 @@ class VisionGenerationRecipe:
             cfg (DictConfig): the recipe config.
 
         Returns:
-            list[dict[str, str]]: ``{"image", "answer"}`` per image, in order.
+            list[dict[str, str]]: ``{"image", "prompt", "answer"}`` per image, in order.
 
         Raises:
             FileNotFoundError: if an image does not exist (named in the message).
@@ -86,7 +102,7 @@ class VisionGenerationRecipe:
             )
             answer = self._transform.decode(ids)
             logger.info(f"{path}: {len(ids)} tokens in {time.perf_counter() - t0:.2f}s")
-            results.append({"image": str(path), "answer": answer})
+            results.append({"image": str(path), "prompt": self._prompt, "answer": answer})
             print(json.dumps(results[-1], ensure_ascii=False), flush=True)
         if cfg.get("output_file"):
             out = Path(cfg.output_file)

@@ -27,10 +27,10 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def w2_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small prepared synthetic W-2 directory (train/validation/test), built once per session."""
     from torchtune_ext.data.prepare_w2 import main as prepare_main
-    from torchtune_ext.data.synth_w2 import main as synth_main
+    from torchtune_ext.data.synth.__main__ import main as synth_main
 
     root = tmp_path_factory.mktemp("w2")
-    args = ["--num", "24", "--output-dir", str(root / "synth"), "--seed", "0"]
+    args = ["w2", "--num", "24", "--output-dir", str(root / "synth"), "--seed", "0"]
     assert synth_main([*args, "--splits", "train=12,validation=2,test=10", "--workers", "1"]) == 0
     assert prepare_main(["--source", str(root / "synth"), "--output-dir", str(root / "prepared")]) == 0
     return root / "prepared"

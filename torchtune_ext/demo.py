@@ -3,7 +3,7 @@
 Every step is the command a user would type, printed before it runs:
 
 1. build the tiny Llama 3.2 Vision base checkpoint (``torchtune_ext.models.make_tiny``);
-2. render synthetic W-2 forms (``torchtune_ext.data.synth_w2``) and prepare them the
+2. render synthetic W-2 forms (``torchtune_ext.data.synth w2``) and prepare them the
    reference's way (``torchtune_ext.data.prepare_w2``: train 30 % / test 70 %);
 3. fine-tune with the stock recipe (``tune run full_finetune_single_device``);
 4. export a servable Hugging Face directory (``torchtune_ext.export``);
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             [
                 py,
                 "-m",
-                "torchtune_ext.data.synth_w2",
+                "torchtune_ext.data.synth",
+                "w2",
                 "--num",
                 str(args.forms),
                 "--output-dir",

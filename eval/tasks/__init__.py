@@ -1,32 +1,63 @@
-"""Task definitions shared by training and evaluation (no torch here).
+"""The task registry: one folder per task, each defining one :class:`~eval.core.task.Task`.
 
-Each task module defines its schema, its one prompt and how a target is serialised.
-This package also fixes the order of a user turn: the image first, then the text,
-which is how torchtune's ``vqa_dataset`` and the Llama 3.2 Vision chat template train.
+A task is the folder ``eval/tasks/<name>/``: its definition (schema, prompt, target
+serialisation, reply parsing), its record reader, its metrics, and ``task.py``, which ties
+them together and sets ``TASK`` to its :class:`~eval.core.task.Task` subclass. The
+evaluators (``python -m eval <name>``), the torchtune dataset builders, the training
+recipes' validation and ``recipes/generate_vision.py`` all find tasks here, by name;
+adding a folder adds a task (see ``eval/README.md``, "Add a task").
+
+Nothing here imports torch, and looking a task up imports only that task.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import importlib.util
+import pkgutil
+from functools import cache
 
-__all__ = ["CONTENT_ORDER", "openai_user_content"]
+from eval.core.task import CONTENT_ORDER, Task, openai_user_content
 
-#: Order of the parts of the single user turn, in training and in evaluation.
-CONTENT_ORDER: tuple[str, str] = ("image", "text")
+__all__ = ["CONTENT_ORDER", "UnknownTaskError", "get_task", "openai_user_content", "task_names"]
 
 
-def openai_user_content(image_url: str, prompt: str) -> list[dict[str, Any]]:
-    """Build an OpenAI chat ``content`` list in :data:`CONTENT_ORDER`.
+class UnknownTaskError(KeyError):
+    """No task folder of that name; the message lists the known ones."""
 
-    Args:
-        image_url (str): an ``http(s)://`` or ``data:image/...;base64,`` URL.
-        prompt (str): the task's prompt.
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@cache
+def task_names() -> tuple[str, ...]:
+    """Names of the registered tasks: the folders of ``eval/tasks`` that hold a ``task.py``.
 
     Returns:
-        list[dict[str, Any]]: content parts, image first.
+        tuple[str, ...]: sorted task names.
     """
-    parts = {
-        "image": {"type": "image_url", "image_url": {"url": image_url}},
-        "text": {"type": "text", "text": prompt},
-    }
-    return [parts[kind] for kind in CONTENT_ORDER]
+    names = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg and importlib.util.find_spec(f"{__name__}.{info.name}.task") is not None:
+            names.append(info.name)
+    return tuple(sorted(names))
+
+
+def get_task(name: str) -> type[Task]:
+    """Look a task up by name.
+
+    Args:
+        name (str): e.g. ``"w2"``.
+
+    Returns:
+        type[Task]: the task's class (``eval/tasks/<name>/task.py``'s ``TASK``).
+
+    Raises:
+        UnknownTaskError: if there is no such task (the message lists the known ones).
+    """
+    if name not in task_names():
+        raise UnknownTaskError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
+    task = importlib.import_module(f"{__name__}.{name}.task").TASK
+    if not (isinstance(task, type) and issubclass(task, Task) and task.name == name):
+        raise TypeError(f"eval/tasks/{name}/task.py: TASK must be a Task subclass named {name!r}")
+    return task

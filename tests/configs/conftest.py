@@ -10,9 +10,9 @@ import pytest
 @pytest.fixture(scope="session")
 def task_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Task name -> a ``data_dir`` as the tiny task configs expect (``train/``, ``labels.txt``)."""
-    from torchtune_ext.data.synthetic_classify import generate_classify
-    from torchtune_ext.data.synthetic_detect import generate_detect
-    from torchtune_ext.data.synthetic_docvqa import generate_docvqa
+    from torchtune_ext.data.synth.classify import generate_classify
+    from torchtune_ext.data.synth.detect import generate_detect
+    from torchtune_ext.data.synth.docvqa import generate_docvqa
 
     root = tmp_path_factory.mktemp("task_data")
     return {

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
+from testing_utils import REPO
 from torchtune import config as tt_config
 from torchtune.config._utils import _get_component_from_path
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 _RECIPE_RE = re.compile(r"(?:tune run (?:--nproc_per_node \S+ )?(\S+)|python (recipes/\S+\.py))")
 

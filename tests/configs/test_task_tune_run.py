@@ -10,7 +10,7 @@ import re
 import pytest
 from testing_utils import run_cmd
 
-from torchtune_ext.data.synthetic_detect import generate_detect
+from torchtune_ext.data.synth.detect import generate_detect
 
 pytestmark = pytest.mark.slow
 

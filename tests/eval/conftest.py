@@ -315,38 +315,6 @@ def pytest_configure(config: Any) -> None:
     datasets.disable_progress_bars()  # keep captured stderr to what the evaluator prints
 
 
-STUB_SERVER = r"""
-import http.server, subprocess, sys, time
-
-port, delay, pidfile = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # a worker, like uvicorn's
-with open(pidfile, "w") as f:
-    f.write(f"{child.pid}\n")
-start = time.time()
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if time.time() - start > delay else 503)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-print("stub server listening", flush=True)
-http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
-"""
-
-
-@pytest.fixture
-def stub_server_script(tmp_path: Path) -> Path:
-    """A stand-in server: /health turns 200 after argv[2] seconds; it spawns one child (pid in argv[3])."""
-    path = tmp_path / "stub_server.py"
-    path.write_text(STUB_SERVER)
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """``transformers serve`` on 127.0.0.1 (free port) serving the tiny Llama 3.2 Vision checkpoint.

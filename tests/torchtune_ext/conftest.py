@@ -19,9 +19,9 @@ LORA_RANK, LORA_ALPHA = 4, 8.0
 
 def _train_batch(base: Path) -> dict:
     from PIL import Image
+    from support import parity
     from transformers import AutoProcessor
 
-    from torchtune_ext import parity
     from torchtune_ext.models import TINY
     from torchtune_ext.models.hf_format import supported_aspect_ratios
 

@@ -17,7 +17,7 @@ def test_demo_runs_every_step_then_resumes(tmp_path: Path) -> None:
     args = ["python", "-m", "torchtune_ext.demo", "--output-dir", str(out), "--forms", "24", "--epochs", "1",
             "--eval-limit", "2", "--port", "0"]  # fmt: skip
     first = run_cmd(args, timeout=900).stdout
-    steps = ["-m torchtune_ext.models.make_tiny", "-m torchtune_ext.data.synth_w2", "-m torchtune_ext.data.prepare_w2",
+    steps = ["-m torchtune_ext.models.make_tiny", "-m torchtune_ext.data.synth w2", "-m torchtune_ext.data.prepare_w2",
              "run full_finetune_single_device", "-m torchtune_ext.export", "-m eval.serve"]  # fmt: skip
     assert [s for s in steps if s not in first] == []
     assert first.index(steps[0]) < first.index(steps[3]) < first.index(steps[4]) < first.index(steps[5])

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from testing_utils import REPO
 
 from torchtune_ext.export import ExportError, expected_weight_shapes, export_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 SHARD = "model-00001-of-00001.safetensors"
 
 

@@ -1,6 +1,10 @@
-"""Data tools: the synthetic W-2 generator and the seed-compatible prepare step; synthetic data
-and public-dataset importers for the classification, detection and DocVQA tasks.
+"""Data tools (no torch): make, import and prepare the datasets the tasks read.
 
+* :mod:`torchtune_ext.data.synth`: synthetic data per task (``python -m torchtune_ext.data.synth TASK``);
+* :mod:`torchtune_ext.data.prepare_w2`: the reference recipe's W-2 prepare step;
+* :mod:`torchtune_ext.data.import_public`: local copies of public datasets into the task layouts.
+
+The torchtune dataset builders that read these layouts are in :mod:`torchtune_ext.datasets`.
 Names are resolved lazily so that ``python -m torchtune_ext.data.<tool>`` does not import
 the tool twice.
 """
@@ -29,18 +33,18 @@ __all__ = [
 ]
 
 _WHERE = {
-    "ScanNoise": "scan",
-    "W2Sample": "w2_values",
-    "sample_w2": "w2_values",
-    "render_w2": "w2_render",
-    "make_w2": "synth_w2",
-    "build_w2_dataset": "synth_w2",
-    "write_w2_dataset": "synth_w2",
+    "ScanNoise": "synth.scan",
+    "W2Sample": "synth.w2_values",
+    "sample_w2": "synth.w2_values",
+    "render_w2": "synth.w2_layout",
+    "make_w2": "synth.w2",
+    "build_w2_dataset": "synth.w2",
+    "write_w2_dataset": "synth.w2",
     "prepare_w2": "prepare_w2",
     "PrepareError": "prepare_w2",
-    "generate_classify": "synthetic_classify",
-    "generate_detect": "synthetic_detect",
-    "generate_docvqa": "synthetic_docvqa",
+    "generate_classify": "synth.classify",
+    "generate_detect": "synth.detect",
+    "generate_docvqa": "synth.docvqa",
     "import_docvqa": "import_public",
     "import_openfoodfacts": "import_public",
     "import_stanford_cars": "import_public",

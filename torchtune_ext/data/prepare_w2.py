@@ -10,7 +10,7 @@ the reference recipe trained and evaluated on:
    ground truth is kept flat), and an ``input`` column holding the task prompt added;
 5. ``save_to_disk`` of a ``DatasetDict`` with ``train``/``validation``/``test``.
 
-The source is a directory written by :mod:`torchtune_ext.data.synth_w2` (or any
+The source is a directory written by :mod:`torchtune_ext.data.synth.w2` (or any
 ``save_to_disk`` ``DatasetDict`` in that layout) or a Hugging Face dataset id, which loads
 from the local HF cache or the Hub.
 
@@ -211,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--source",
         default=DEFAULT_SOURCE,
-        help="directory written by torchtune_ext.data.synth_w2 (or any save_to_disk DatasetDict with "
+        help="directory written by torchtune_ext.data.synth w2 (or any save_to_disk DatasetDict with "
         "train/validation/test and columns image, ground_truth), or a HF dataset id "
         f"(default {DEFAULT_SOURCE})",
     )

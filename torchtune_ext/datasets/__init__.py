@@ -1,24 +1,20 @@
-"""Dataset builders for torchtune configs (``_component_: torchtune_ext.datasets.<builder>``).
+"""torchtune dataset builders (``_component_: torchtune_ext.datasets.<builder>`` in a config).
 
-Every builder takes the model transform as its first positional argument.
+Every builder takes the model transform as its first positional argument, reads its task's
+layout with the task's own reader, and renders prompts and targets from the one task
+definition in :mod:`eval.tasks`.
 """
 
+from torchtune_ext.datasets._classify import ClassifyDataset, classify_dataset
+from torchtune_ext.datasets._detect import detect_dataset
+from torchtune_ext.datasets._docvqa import docvqa_dataset
 from torchtune_ext.datasets._image_task import Example, ImageTaskDataset, image_task_messages
-from torchtune_ext.datasets._synthetic_w2 import (
-    SyntheticW2Dataset,
-    SyntheticW2Transform,
-    synthetic_w2_dataset,
-    synthetic_w2_transform,
-)
-from torchtune_ext.datasets._tasks import ClassifyDataset, classify_dataset, detect_dataset, docvqa_dataset
 from torchtune_ext.datasets._w2 import W2DataError, W2Dataset, W2ToMessages, parse_ground_truth, w2_dataset
 
 __all__ = [
     "ClassifyDataset",
     "Example",
     "ImageTaskDataset",
-    "SyntheticW2Dataset",
-    "SyntheticW2Transform",
     "W2DataError",
     "W2Dataset",
     "W2ToMessages",
@@ -27,7 +23,5 @@ __all__ = [
     "docvqa_dataset",
     "image_task_messages",
     "parse_ground_truth",
-    "synthetic_w2_dataset",
-    "synthetic_w2_transform",
     "w2_dataset",
 ]

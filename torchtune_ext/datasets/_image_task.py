@@ -22,10 +22,10 @@ from torchtune.data import Message
 from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
+from eval.core.records import DatasetRowError, open_upright
 from eval.tasks import CONTENT_ORDER
-from eval.tasks.records import DatasetRowError, open_upright
 
-__all__ = ["Example", "ImageTaskDataset", "image_task_messages"]
+__all__ = ["Example", "ImageTaskDataset", "image_task_messages", "no_packing"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class ImageTaskDataset(Dataset, Generic[R]):
     """Map-style dataset of single-image SFT examples built from task records.
 
     Args:
-        records (Sequence[R]): validated records (``eval.tasks.records``).
+        records (Sequence[R]): validated records (``eval/tasks/<task>/reader.py``).
         to_example (Callable[[R], Example]): how a record is shown to the model.
         model_transform (Transform): e.g. ``llama3_2_vision_transform(...)``.
         skipped (Sequence[str]): ``file:line: reason`` of rows dropped by ``skip_invalid``.
@@ -97,7 +97,7 @@ class ImageTaskDataset(Dataset, Generic[R]):
     Raises:
         ValueError: if there is no record.
 
-    ``__getitem__`` raises :class:`~eval.tasks.records.DatasetRowError` (naming the source and
+    ``__getitem__`` raises :class:`~eval.core.records.DatasetRowError` (naming the source and
     the record id) for an image that exists but does not decode.
     """
 
@@ -125,3 +125,16 @@ class ImageTaskDataset(Dataset, Generic[R]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self._transform(self._records[index])
+
+
+def no_packing(packed: bool) -> None:
+    """Refuse ``packed=True``, as torchtune's ``vqa_dataset`` does for multimodal data.
+
+    Args:
+        packed (bool): the builder's ``packed`` argument.
+
+    Raises:
+        ValueError: if it is True.
+    """
+    if packed:
+        raise ValueError("Multimodal datasets don't support packing yet.")

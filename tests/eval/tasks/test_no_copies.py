@@ -1,4 +1,4 @@
-"""The W-2 prompt and field list exist once, in eval/tasks/w2.py; every other file imports them.
+"""The W-2 prompt and field list exist once, in eval/tasks/w2/schema.py; every other file imports them.
 
 Scans every file git tracks (text files only) for the prompt text and for runs of field
 names close together (a copied list, dict or schema). Single field names are fine.
@@ -15,7 +15,7 @@ import pytest
 from eval.tasks.w2 import FIELDS, PROMPT
 
 ROOT = Path(__file__).resolve().parents[3]
-DEFINITION = "eval/tasks/w2.py"
+DEFINITION = "eval/tasks/w2/schema.py"
 #: This many distinct field names within WINDOW characters count as a copied list.
 MIN_NAMES = 5
 WINDOW = 800

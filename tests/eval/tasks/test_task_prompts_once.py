@@ -14,9 +14,9 @@ from eval.tasks import classify, detect, docvqa
 
 ROOT = Path(__file__).resolve().parents[3]
 FRAGMENTS = {
-    "eval/tasks/classify.py": "Which one of these labels fits this image?",
-    "eval/tasks/detect.py": "integer corners on a 0-1000 grid",
-    "eval/tasks/docvqa.py": "Answer the question using the text in this document.",
+    "eval/tasks/classify/labels.py": "Which one of these labels fits this image?",
+    "eval/tasks/detect/boxes.py": "integer corners on a 0-1000 grid",
+    "eval/tasks/docvqa/answers.py": "Answer the question using the text in this document.",
 }
 
 
@@ -25,9 +25,9 @@ def _flat(text: str) -> str:
 
 
 def test_fragments_are_in_the_prompts():
-    assert FRAGMENTS["eval/tasks/classify.py"] in classify.prompt(["A", "B"])
-    assert FRAGMENTS["eval/tasks/detect.py"] in detect.prompt()
-    assert FRAGMENTS["eval/tasks/docvqa.py"] in docvqa.prompt("q")
+    assert FRAGMENTS["eval/tasks/classify/labels.py"] in classify.prompt(["A", "B"])
+    assert FRAGMENTS["eval/tasks/detect/boxes.py"] in detect.prompt()
+    assert FRAGMENTS["eval/tasks/docvqa/answers.py"] in docvqa.prompt("q")
 
 
 def test_each_prompt_is_defined_once():

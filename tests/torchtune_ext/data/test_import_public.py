@@ -7,7 +7,9 @@ import datasets
 import pytest
 from PIL import Image
 
-from eval.tasks.records import load_classify, load_detect, load_docvqa
+from eval.tasks.classify import load_classify
+from eval.tasks.detect import load_detect
+from eval.tasks.docvqa import load_docvqa
 from torchtune_ext.data.import_public import (
     PublicImportError,
     import_docvqa,

@@ -13,7 +13,7 @@ import pytest
 from eval.tasks.w2 import FIELDS, PROMPT
 from torchtune_ext.data import prepare_w2 as prep
 from torchtune_ext.data.prepare_w2 import PrepareError, default_output_name, main, prepare_w2
-from torchtune_ext.data.synth_w2 import write_w2_dataset
+from torchtune_ext.data.synth.w2 import write_w2_dataset
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from torchtune.data import CROSS_ENTROPY_IGNORE_IDX, Message, padded_collate_til
 
 from eval.tasks.w2 import FIELDS, PROMPT, target_json
 from torchtune_ext.data.prepare_w2 import prepare_w2
-from torchtune_ext.data.synth_w2 import make_w2, write_w2_dataset
+from torchtune_ext.data.synth.w2 import make_w2, write_w2_dataset
 from torchtune_ext.datasets import W2DataError, W2Dataset, w2_dataset
 from torchtune_ext.datasets._w2 import _check_image
 from torchtune_ext.models import llama3_2_vision_transform

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import parity
 from torchtune.models.llama3_2_vision._component_builders import (
     llama3_2_vision_encoder as stock_encoder,
 )
@@ -13,7 +14,6 @@ from torchtune.models.llama3_2_vision._component_builders import (
 from torchtune.models.llama3_2_vision._convert_weights import llama3_vision_tune_to_hf
 from torchtune.modules.model_fusion import get_fusion_params
 
-from torchtune_ext import parity
 from torchtune_ext.models.llama3_2_vision import (
     Llama3VisionReferenceEncoder,
     llama3_2_vision_encoder,

@@ -1,0 +1,442 @@
+"""The one command line and run path of every task evaluator (``python -m eval <task>``).
+
+:func:`main` looks the task up in the registry (:mod:`eval.tasks`), builds the parser
+(:func:`build_parser`: the shared flags plus the task's own), and :func:`run` evaluates:
+read the split, send the rows (:mod:`eval.core.runner`), write the report
+(:mod:`eval.core.report`) and the task's extra files. ``python -m eval.w2`` and the other
+per-task modules are this with the task name fixed.
+
+Flag names are those of the llama-cookbook ``evaluate.py`` (``--server_url``, ``--model``,
+``--structured``, ``--limit``, ``--max_workers``, ``--timeout``, ``--output_dir``); each also
+has a dashed alias (``--server-url``).
+
+Files in ``--output_dir``: ``predictions.jsonl`` (one record per row, appended as results
+arrive), ``run.json`` (what the run is, checked by ``--resume``), ``report.json``, the chart
+(``Task.chart_file``) and the task's extra files (``Task.write_extras``).
+
+Exit status: 0 when every selected row has a final result and no request failed; 1 when some
+requests failed (after retries) or got an HTTP error; 2 for bad arguments or input
+(``error: ...``); 130 when interrupted (rerun the same command with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from eval.core.splits import DatasetError
+from eval.core.task import Task
+
+__all__ = ["CLIError", "HelpFormatter", "RESUME_KEYS", "build_parser", "main", "run"]
+
+#: Run properties that must match for ``--resume`` to continue a run.
+RESUME_KEYS = (
+    "task",
+    "task_options",
+    "model",
+    "structured",
+    "bounded_schema",
+    "dataset_sha256",
+    "temperature",
+    "seed",
+    "max_tokens",
+)
+
+PREDICTIONS = "predictions.jsonl"
+RUN_FILE = "run.json"
+REPORT = "report.json"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default only when it says something (not None/False, not already in the help)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as ``error: <message>``, exit status 2."""
+
+
+def build_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
+    """The shared flags, then the task's own (:meth:`~eval.core.task.Task.add_arguments`).
+
+    Args:
+        task_cls (type[Task]): the task (its name sets the program name and default output
+            directory; its ``description`` and ``dataset_help`` the help texts).
+
+    Returns:
+        argparse.ArgumentParser: the parser.
+    """
+    task = task_cls.name
+    p = argparse.ArgumentParser(
+        prog=f"python -m eval.{task}",
+        description=task_cls.description,
+        formatter_class=HelpFormatter,
+    )
+    srv = p.add_argument_group("server")
+    srv.add_argument(
+        "--server_url",
+        "--server-url",
+        default="http://127.0.0.1:8001/v1",
+        help="OpenAI-compatible base URL, ending in /v1",
+    )
+    srv.add_argument("--model", required=True, help="served model name (as the server lists it)")
+    srv.add_argument(
+        "--structured",
+        action="store_true",
+        help="send the task's JSON schema as response_format (json_schema, strict)",
+    )
+    srv.add_argument(
+        "--bounded_schema",
+        "--bounded-schema",
+        action="store_true",
+        help="with --structured: send a variant of the schema with every string limited to "
+        "--max_string_chars characters and every number to +-1e9, so that a model cannot spend "
+        "max_tokens inside one value (see eval.core.schema_bounds); replies are still scored against "
+        "the task's own schema. Default: the task's schema, unchanged",
+    )
+    srv.add_argument(
+        "--max_string_chars",
+        "--max-string-chars",
+        type=int,
+        default=64,
+        help="longest string value allowed by --bounded_schema",
+    )
+    srv.add_argument(
+        "--api-key-env",
+        "--api_key_env",
+        dest="api_key_env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (unset: a placeholder is sent)",
+    )
+    srv.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per request attempt")
+    srv.add_argument("--max_workers", "--max-workers", type=int, default=10, help="concurrent requests")
+    srv.add_argument(
+        "--retries", type=int, default=5, help="extra attempts after connection errors, timeouts, 429 and 5xx"
+    )
+    srv.add_argument(
+        "--retry_base_delay",
+        "--retry-base-delay",
+        type=float,
+        default=1.0,
+        help="back-off before the first retry in seconds (doubles each retry, jittered, max 30)",
+    )
+    smp = p.add_argument_group("sampling")
+    smp.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
+    smp.add_argument("--seed", type=int, default=42, help="sampling seed sent to the server (negative: none)")
+    smp.add_argument("--max_tokens", "--max-tokens", type=int, default=8192, help="completion token limit")
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--dataset",
+        "--dataset_name",
+        "--dataset-name",
+        dest="dataset",
+        required=True,
+        help=task_cls.dataset_help,
+    )
+    data.add_argument("--limit", type=int, default=-1, help="evaluate the first N rows (-1: all)")
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--output_dir",
+        "--output-dir",
+        default=f"./{task}_evaluation_results",
+        help="directory for predictions.jsonl, report.json and the chart",
+    )
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output_dir: send only rows without a final result",
+    )
+    out.add_argument("--overwrite", action="store_true", help="discard an earlier run in --output_dir")
+    out.add_argument("--no_progress", "--no-progress", action="store_true", help="no progress bar")
+    out.add_argument("--wandb", action="store_true", help="also log the metrics to Weights & Biases")
+    out.add_argument("--wandb_project", "--wandb-project", default="torchtune-ext-eval", help="W&B project")
+    out.add_argument("--wandb_run_name", "--wandb-run-name", default=None, help="W&B run name")
+    task_cls.add_arguments(p)
+    return p
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not args.server_url.startswith(("http://", "https://")):
+        raise CLIError(f"--server_url must start with http:// or https://, got {args.server_url!r}")
+    if not args.server_url.rstrip("/").endswith("/v1"):
+        print(
+            f"warning: --server_url {args.server_url} does not end in /v1; requests go to "
+            f"{args.server_url.rstrip('/')}/chat/completions",
+            file=sys.stderr,
+        )
+    if args.max_workers < 1:
+        raise CLIError(f"--max_workers must be >= 1, got {args.max_workers}")
+    if args.retries < 0:
+        raise CLIError(f"--retries must be >= 0, got {args.retries}")
+    if args.timeout <= 0:
+        raise CLIError(f"--timeout must be > 0, got {args.timeout}")
+    if args.max_tokens < 1:
+        raise CLIError(f"--max_tokens must be >= 1, got {args.max_tokens}")
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite exclude each other")
+    if args.bounded_schema and not args.structured:
+        raise CLIError("--bounded_schema only changes the schema --structured sends; add --structured")
+    if args.max_string_chars < 1:
+        raise CLIError(f"--max_string_chars must be >= 1, got {args.max_string_chars}")
+
+
+def _import_wandb() -> Any:
+    try:
+        import wandb
+    except ImportError as exc:
+        raise CLIError(
+            "--wandb needs the wandb package: pip install wandb (or torchtune-ext[wandb])"
+        ) from exc
+    return wandb
+
+
+def _prepare_output(
+    out: Path, identity: Mapping[str, Any], args: argparse.Namespace, chart_name: str
+) -> None:
+    """Check/claim the output directory for this run (resume, overwrite or fresh)."""
+    from eval.core.report import timestamp, write_json
+    from eval.core.runner import ResultsLog
+
+    log_path = out / PREDICTIONS
+    has_results = log_path.exists() and log_path.stat().st_size > 0
+    if args.overwrite:
+        for name in (PREDICTIONS, RUN_FILE, REPORT, chart_name):
+            (out / name).unlink(missing_ok=True)
+    elif args.resume:
+        run_file = out / RUN_FILE
+        if run_file.exists():
+            try:
+                before = json.loads(run_file.read_text())
+            except ValueError as exc:
+                raise CLIError(
+                    f"{run_file}: not valid JSON ({exc}); cannot check what run to resume"
+                ) from exc
+            diff = [k for k in RESUME_KEYS if before.get("identity", {}).get(k) != identity.get(k)]
+            if diff:
+                shown = ", ".join(
+                    f"{k}: {before.get('identity', {}).get(k)!r} -> {identity.get(k)!r}" for k in diff
+                )
+                raise CLIError(
+                    f"--resume: {out} holds a different run ({shown}); use another --output_dir "
+                    "or --overwrite"
+                )
+        elif has_results:
+            raise CLIError(
+                f"--resume: {log_path} has results but {run_file} is missing; cannot check the run"
+            )
+    elif has_results:
+        n = len(ResultsLog(log_path).read())
+        raise CLIError(
+            f"{log_path} already holds {n} result(s); pass --resume to finish that run "
+            "or --overwrite to start over"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / RUN_FILE, {"identity": dict(identity), "updated": timestamp()})
+
+
+def _preflight(base_url: str, timeout: float) -> None:
+    """Fail fast when nothing listens at the server URL (any HTTP answer is fine)."""
+    url = base_url.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CLIError(f"cannot reach the server at {base_url}: {reason}") from exc
+
+
+def run(args: argparse.Namespace, task: Task) -> int:
+    """Evaluate ``task`` as the parsed flags say (everything after argument parsing).
+
+    Args:
+        args (argparse.Namespace): from :func:`build_parser`.
+        task (Task): the task, built from the same flags.
+
+    Returns:
+        int: the exit status (see the module docstring).
+
+    Raises:
+        CLIError: for bad arguments, an unusable dataset or output directory, an unreachable server.
+    """
+    from eval.core import report as rep
+    from eval.core.client import ChatClient, api_key_from_env
+    from eval.core.runner import FINAL_STATUSES, ResultsLog, RetryPolicy, send_rows, summarize
+
+    _check_args(args)
+    wandb = _import_wandb() if args.wandb else None
+    try:
+        split = task.load(args.dataset)
+    except DatasetError as exc:
+        raise CLIError(str(exc)) from exc
+    if args.bounded_schema:
+        from eval.core.schema_bounds import BoundedSchemaTask
+
+        task = BoundedSchemaTask(task, max_string_chars=args.max_string_chars)
+    n = len(split) if args.limit <= 0 else min(args.limit, len(split))
+    ids = list(range(n))
+    out = Path(args.output_dir)
+    chart_name = task.chart_file
+    identity = {
+        "task": task.name,
+        "task_options": task.options(),
+        "model": args.model,
+        "structured": args.structured,
+        "bounded_schema": args.max_string_chars if args.bounded_schema else None,
+        "dataset_sha256": split.sha256(),
+        "temperature": args.temperature,
+        "seed": args.seed if args.seed >= 0 else None,
+        "max_tokens": args.max_tokens,
+    }
+    _prepare_output(out, identity, args, chart_name)
+    log = ResultsLog(out / PREDICTIONS)
+
+    client = ChatClient(
+        args.server_url,
+        args.model,
+        api_key=api_key_from_env(args.api_key_env),
+        timeout=args.timeout,
+        temperature=args.temperature,
+        seed=identity["seed"],
+        max_tokens=args.max_tokens,
+    )
+    try:
+        already = {i for i, r in log.read().items() if r.get("status") in FINAL_STATUSES}
+        if any(i not in already for i in ids):
+            _preflight(args.server_url, min(10.0, args.timeout))
+        outcome = send_rows(
+            task,
+            split,
+            client,
+            ids,
+            log,
+            structured=args.structured,
+            max_workers=args.max_workers,
+            policy=RetryPolicy(retries=args.retries, base_delay=args.retry_base_delay),
+            progress=not args.no_progress,
+        )
+    finally:
+        client.close()
+
+    records = log.read()
+    summary = summarize(task, records, ids)
+    report: dict[str, Any] = {
+        "task": task.name,
+        "created": rep.timestamp(),
+        "complete": summary["complete"],
+        "args": rep.public_args(vars(args)),
+        "versions": rep.package_versions(),
+        "dataset": {
+            "path": str(Path(args.dataset).resolve()),
+            "sha256": identity["dataset_sha256"],
+            "rows": len(split),
+            "selected": len(ids),
+        },
+        "run": {
+            "sent": outcome.sent,
+            "skipped_already_done": outcome.skipped,
+            "interrupted": outcome.interrupted,
+            "wall_s": outcome.wall_s,
+            "unreadable_log_lines": log.skipped_lines,
+        },
+        **{k: v for k, v in summary.items() if k != "complete"},
+        "files": {"predictions": PREDICTIONS, "report": REPORT},
+    }
+    title = f"{task.name}: {args.model}"
+    chart = rep.plot_bars(
+        out / chart_name, task.chart_series(summary["metrics"]), f"{title} ({len(ids)} documents)"
+    )
+    if chart is not None:
+        report["files"]["chart"] = chart_name
+    scored = [(i, records[i]["score"]) for i in ids if i in records and records[i].get("score") is not None]
+    if scored:
+        report["files"].update(task.write_extras(out, split, scored, title))
+    rep.write_json(out / REPORT, report)
+    print(rep.format_summary(report, task.summary_rows(summary["metrics"])))
+    print(f"report: {out / REPORT}")
+    if wandb is not None:
+        _log_wandb(wandb, args, report, out / chart_name if chart else None)
+
+    counts = summary["counts"]
+    if outcome.interrupted:
+        print(
+            f"interrupted: {counts['recorded']} of {counts['selected']} rows have results; "
+            "rerun the same command with --resume to finish",
+            file=sys.stderr,
+        )
+        return 130
+    if counts["request_failed"]:
+        print(
+            f"{counts['request_failed']} request(s) failed after retries; rerun with --resume to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    if counts["http_error"]:
+        print(
+            f"{counts['http_error']} request(s) got an HTTP error (see http_errors in the report)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _log_wandb(
+    wandb: Any, args: argparse.Namespace, report: Mapping[str, Any], chart: Optional[Path]
+) -> None:
+    """Log the scalar metrics, failure counts and serving numbers (and the chart) to W&B."""
+    scalars: dict[str, Any] = {}
+    for section in ("metrics", "failures", "serving", "counts"):
+        for key, value in report[section].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[f"{section}/{key}"] = value
+    run = wandb.init(
+        project=args.wandb_project, name=args.wandb_run_name, config=report["args"], job_type="eval"
+    )
+    if chart is not None:
+        scalars["per_field_chart"] = wandb.Image(str(chart))
+    run.log(scalars)
+    run.summary.update({k: v for k, v in scalars.items() if k != "per_field_chart"})
+    run.finish()
+
+
+def main(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Evaluate a registered task from the command line.
+
+    Errors become ``error: ...`` on stderr with exit status 2; Ctrl-C exits 130 with every
+    result written so far kept.
+
+    Args:
+        task_name (str): a name from :func:`eval.tasks.task_names`.
+        argv (Optional[Sequence[str]]): arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        int: the exit status (0 ok, 1 failed requests, 2 bad input, 130 interrupted).
+    """
+    from eval.tasks import get_task
+
+    task_cls = get_task(task_name)
+    args = build_parser(task_cls).parse_args(argv)
+    try:
+        try:
+            task = task_cls.from_args(args)
+        except (ValueError, OSError) as exc:
+            raise CLIError(str(exc)) from exc
+        return run(args, task)
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; results written so far are kept (rerun with --resume)", file=sys.stderr)
+        return 130

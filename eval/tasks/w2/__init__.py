@@ -1,0 +1,27 @@
+"""The W-2 extraction task (the reference recipe's): one schema, one prompt, one target format.
+
+The definition lives in :mod:`eval.tasks.w2.schema` and is re-exported here; the metrics are
+in :mod:`eval.tasks.w2.metrics`, the evaluator's side in :mod:`eval.tasks.w2.task`.
+"""
+
+from eval.tasks.w2.schema import (
+    FIELDS,
+    ID_NUMBER_FIELDS,
+    INT_FIELDS,
+    MONEY_FIELDS,
+    PROMPT,
+    W2Form,
+    json_schema,
+    target_json,
+)
+
+__all__ = [
+    "FIELDS",
+    "ID_NUMBER_FIELDS",
+    "INT_FIELDS",
+    "MONEY_FIELDS",
+    "PROMPT",
+    "W2Form",
+    "json_schema",
+    "target_json",
+]

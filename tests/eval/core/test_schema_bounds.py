@@ -1,0 +1,87 @@
+"""The bounded schema variant: every open string/number/array bounded, the original untouched."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from eval.core.schema_bounds import bounded_json_schema
+from eval.tasks import w2
+
+
+def _walk(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{path}/{i}")
+
+
+def test_w2_schema_every_string_and_number_bounded_and_original_unchanged() -> None:
+    original = w2.json_schema()
+    before = copy.deepcopy(original)
+    bounded = bounded_json_schema(original, max_string_chars=16, max_abs_number=1e6)
+    assert original == before
+    assert w2.json_schema() == before  # the seed-compatible default is not touched
+    strings = numbers = 0
+    for path, node in _walk(bounded):
+        if node.get("type") == "string":
+            strings += 1
+            assert node["pattern"] == '^[^\\x00-\\x1f"\\\\]{0,16}$', path
+        if node.get("type") in ("number", "integer"):
+            numbers += 1
+            assert (node["minimum"], node["maximum"]) == (-1e6, 1e6), path
+    # 17 str + 5 Optional[str] fields; 22 float + 1 int fields.
+    assert (strings, numbers) == (22, 23)
+    assert bounded["properties"]["box_d_control_number"]["maximum"] == 1_000_000
+    assert isinstance(bounded["properties"]["box_d_control_number"]["maximum"], int)
+    assert set(bounded["required"]) == set(w2.FIELDS)
+    assert bounded["additionalProperties"] is False
+
+
+def test_pattern_accepts_dataset_values_and_rejects_control_characters() -> None:
+    pattern = bounded_json_schema({"type": "string"}, max_string_chars=8)["pattern"]
+    assert re.fullmatch(pattern, "None")
+    assert re.fullmatch(pattern, "")
+    assert re.fullmatch(pattern, "x")
+    assert not re.fullmatch(pattern, "123456789")
+    for bad in ("a\x1eb", 'a"b', "a\\b", "a\nb"):
+        assert not re.fullmatch(pattern, bad), repr(bad)
+
+
+def test_declared_bounds_kept_and_values_not_treated_as_schemas() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            # property names that are also keywords must be walked as schemas
+            "type": {"type": "string", "maxLength": 5, "minLength": 1},
+            "enum": {"type": "string", "enum": ["a", "b"]},
+            "n": {"type": "integer", "minimum": 0},
+            "xs": {"type": "array", "items": {"type": "number"}, "maxItems": 3},
+            "ys": {"type": "array", "items": {"$ref": "#/$defs/Y"}},
+        },
+        "$defs": {"Y": {"type": "object", "properties": {"s": {"type": ["string", "null"]}}}},
+        "default": {"type": "string"},
+    }
+    out = bounded_json_schema(schema, max_string_chars=10, max_abs_number=100, max_items=7)
+    props = out["properties"]
+    assert props["type"]["pattern"].endswith("{1,5}$") and props["type"]["maxLength"] == 5
+    assert "pattern" not in props["enum"]
+    assert (props["n"]["minimum"], props["n"]["maximum"]) == (0, 100)
+    assert props["xs"]["maxItems"] == 3 and props["xs"]["items"]["maximum"] == 100
+    assert props["ys"]["maxItems"] == 7
+    assert out["$defs"]["Y"]["properties"]["s"]["pattern"].endswith("{0,10}$")
+    assert out["default"] == {"type": "string"}  # a value, left alone
+    json.dumps(out)
+
+
+def test_bad_bounds_rejected() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        bounded_json_schema({"type": "string"}, max_string_chars=0)

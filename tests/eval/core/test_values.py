@@ -1,0 +1,90 @@
+"""Normalisation rules, percentiles and serving statistics, on hand-computed cases."""
+
+from decimal import Decimal
+
+import pytest
+
+from eval.core.report import percentile, serving_stats
+from eval.core.values import EMPTY, normalize_text, normalize_value, to_cents
+
+
+@pytest.mark.parametrize(
+    ("kind", "a", "b", "equal"),
+    [
+        # numbers: Decimal to the cent, $ and thousands separators accepted
+        ("number", 1000.0, 1000, True),
+        ("number", "$1,234.50", 1234.5, True),
+        ("number", " 1 234.50 ", 1234.5, True),
+        ("number", "-$5", -5, True),
+        ("number", "1234.505", 1234.51, True),  # half-up to the cent
+        ("number", 1234.504, 1234.5, True),
+        ("number", 0.1 + 0.2, 0.3, True),  # 0.30000000000000004 -> 0.30
+        ("number", 1234.5, 1234.51, False),
+        ("number", "12 USD", 12, False),  # not a plain number: compared as text
+        ("number", True, 1, False),  # booleans are not numbers
+        ("number", "None", None, True),
+        ("number", "", None, True),
+        ("number", 0.0, None, False),  # zero is not empty
+        # text: NFKC, casefold, collapsed whitespace
+        ("text", "ＡＣＭＥ  Corp", "acme corp", True),  # fullwidth letters (NFKC)
+        ("text", "Straße", "STRASSE", True),  # casefold
+        ("text", " Main\n\tSt ", "main st", True),
+        ("text", "x", "X", True),
+        ("text", "Main St.", "Main St", False),  # punctuation is kept
+        ("text", "None", None, True),
+        ("text", "NONE", "", True),
+        ("text", "null", None, False),  # only "None", null and "" are empty
+        ("text", 12, "12", True),  # a number in a text field compares by its text
+        # digits only (SSN, EIN)
+        ("digits", "123-45-6789", "123456789", True),
+        ("digits", "12 3456789", "12-3456789", True),
+        ("digits", "123-45-6789", "123-45-6780", False),
+        ("digits", "unknown", "UNKNOWN", True),  # no digits: compared as text
+        ("digits", None, "None", True),
+    ],
+)
+def test_normalised_equality(kind: str, a: object, b: object, equal: bool) -> None:
+    assert (normalize_value(a, kind) == normalize_value(b, kind)) is equal
+
+
+def test_normalised_forms() -> None:
+    assert normalize_value("$1,000", "number") == ("number", Decimal("1000.00"))
+    assert normalize_value(None, "text") == EMPTY
+    assert normalize_value("  A  b ", "text") == ("text", "a b")
+    assert normalize_value("12-3456789", "digits") == ("digits", "123456789")
+    assert normalize_text("Ｗ－２\u00a0FORM") == "w-2 form"
+    assert to_cents("1.005") == Decimal("1.01")
+    assert to_cents(float("nan")) is None
+    assert to_cents("1.2.3") is None
+    with pytest.raises(ValueError, match="unknown value kind"):
+        normalize_value(1, "money")
+
+
+def test_percentile_linear_interpolation() -> None:
+    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+    # position (4 - 1) * 0.95 = 2.85 -> 3 + 0.85 * (4 - 3)
+    assert percentile([1.0, 2.0, 3.0, 4.0], 95) == pytest.approx(3.85)
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([], 50) is None
+    assert percentile([1.0, 2.0], 0) == 1.0 and percentile([1.0, 2.0], 100) == 2.0
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_serving_stats_counts_answered_requests_only() -> None:
+    records = [
+        {"status": "ok", "latency_s": 0.5, "usage": {"completion_tokens": 10}},
+        {"status": "ok", "latency_s": 1.0, "usage": {"completion_tokens": 20}},
+        {"status": "ok", "latency_s": 2.0, "usage": None},  # no usage: latency only
+        {"status": "request_failed", "latency_s": None},
+        {"status": "http_error", "latency_s": None},
+    ]
+    stats = serving_stats(records)
+    assert stats["latency_p50_s"] == 1.0
+    assert stats["latency_p95_s"] == pytest.approx(1.0 + 0.9 * 1.0)  # position 2 * 0.95 = 1.9
+    assert stats["latency_mean_s"] == pytest.approx(3.5 / 3)
+    assert stats["output_tokens"] == 30
+    assert stats["output_tokens_per_s"] == pytest.approx(30 / 1.5)
+    assert stats["answers_with_usage"] == 2
+    empty = serving_stats([])
+    assert empty["latency_p50_s"] is None and empty["output_tokens_per_s"] is None
