@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -120,6 +121,13 @@ def build_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
         help="environment variable holding the API key (unset: a placeholder is sent)",
     )
     srv.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per request attempt")
+    srv.add_argument(
+        "--wait_for_server",
+        "--wait-for-server",
+        type=float,
+        default=0.0,
+        help="seconds to wait for a server that is still starting before giving up (0: fail at once)",
+    )
     srv.add_argument("--max_workers", "--max-workers", type=int, default=10, help="concurrent requests")
     srv.add_argument(
         "--retries", type=int, default=5, help="extra attempts after connection errors, timeouts, 429 and 5xx"
@@ -181,6 +189,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--retries must be >= 0, got {args.retries}")
     if args.timeout <= 0:
         raise CLIError(f"--timeout must be > 0, got {args.timeout}")
+    if args.wait_for_server < 0:
+        raise CLIError(f"--wait_for_server must be >= 0, got {args.wait_for_server}")
     if args.max_tokens < 1:
         raise CLIError(f"--max_tokens must be >= 1, got {args.max_tokens}")
     if args.resume and args.overwrite:
@@ -245,17 +255,28 @@ def _prepare_output(
     write_json(out / RUN_FILE, {"identity": dict(identity), "updated": timestamp()})
 
 
-def _preflight(base_url: str, timeout: float) -> None:
-    """Fail fast when nothing listens at the server URL (any HTTP answer is fine)."""
+def _preflight(base_url: str, timeout: float, wait: float = 0.0) -> None:
+    """Fail fast when nothing listens at the server URL (any HTTP answer is fine).
+
+    With ``wait`` > 0, keep trying for that many seconds first (a server still starting).
+    """
     url = base_url.rstrip("/") + "/models"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            pass
-    except urllib.error.HTTPError:
-        return
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise CLIError(f"cannot reach the server at {base_url}: {reason}") from exc
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):
+                return
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            reason = getattr(exc, "reason", exc)
+            waited = (
+                f" (waited {wait:g} s)" if wait > 0 else " (--wait_for_server S waits for a starting server)"
+            )
+            raise CLIError(f"cannot reach the server at {base_url}: {reason}{waited}") from exc
 
 
 def run(args: argparse.Namespace, task: Task) -> int:
@@ -315,7 +336,7 @@ def run(args: argparse.Namespace, task: Task) -> int:
     try:
         already = {i for i, r in log.read().items() if r.get("status") in FINAL_STATUSES}
         if any(i not in already for i in ids):
-            _preflight(args.server_url, min(10.0, args.timeout))
+            _preflight(args.server_url, min(10.0, args.timeout), args.wait_for_server)
         outcome = send_rows(
             task,
             split,

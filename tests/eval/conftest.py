@@ -155,6 +155,7 @@ class FaultServer:
     actions: dict[int, list[dict[str, Any]]]
     default: dict[str, Any] = field(default_factory=lambda: ok("{}"))
     drop_after: Optional[int] = None  # after this many requests, every connection is dropped (a dead server)
+    port: int = 0  # 0: any free port
     seen: list[Seen] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -234,7 +235,7 @@ class FaultServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients hanging up on a hung or dropped request are expected here
 
-        self._httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self._httpd = QuietServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()

@@ -241,6 +241,29 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, kit, capsys, no_chart) -> 
     assert main(_args(dead, split, tmp_path / "o4", "--max_workers", "0")) == 2
 
 
+def test_wait_for_server_waits_for_a_server_that_is_still_starting(
+    tmp_path: Path, kit, fault_server, no_chart
+) -> None:
+    import threading
+
+    from eval.serve import free_port
+    from eval.tasks.w2 import target_json
+
+    gts = [kit.w2_record(0)]
+    split = kit.save_split(tmp_path / "test", gts)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    starting = threading.Timer(
+        1.5, lambda: fault_server({kit.b64(kit.png_bytes(0)): 0}, {0: [kit.ok(target_json(gts[0]))]}, port=port)
+    )
+    starting.start()
+    try:
+        assert main(_args(url, split, tmp_path / "o", "--wait_for_server", "30")) == 0
+    finally:
+        starting.join()
+    assert main(_args(url, split, tmp_path / "o2", "--wait_for_server", "-1")) == 2
+
+
 def test_wandb_is_optional_and_logged(tmp_path: Path, kit, fault_server, monkeypatch, capsys) -> None:
     gts = [kit.w2_record(0)]
     split = kit.save_split(tmp_path / "test", gts)
