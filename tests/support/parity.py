@@ -3,7 +3,7 @@
 The same weights must give the same logits in training (torchtune) and serving. Two places where
 ``transformers`` departs from Meta's reference implementation (which torchtune-ext, and for the vision
 tower vLLM 0.10.0, follow) have to be put back before a logit comparison means anything; see
-README.md's appendix for the source lines:
+torchtune_ext/models/llama3_2_vision/README.md for the source lines:
 
 1. **Vision taps (transformers >= 5 only).** The CLIP features concatenated for the projector are the
    *input* of layers ``intermediate_layers_indices`` in Meta's code, vLLM 0.10.0 and transformers 4.x;

@@ -4,7 +4,7 @@ torchtune 0.6.1's ``Llama3VisionEncoder`` runs the CLIP tower on the raw tile se
 padding, no attention mask, and only as many tiles as the batch holds. Meta's reference encoder
 (``llama-models``: ``models/llama3/multimodal/model.py``), which the released checkpoints were
 trained with, and every server that loads them (vLLM 0.10.0, transformers 4.53) do three things
-differently, all of which change the image features (see the appendix of README.md):
+differently, all of which change the image features (see README.md in this folder):
 
 1. every image has ``max_num_tiles`` tiles: missing tiles are zero pixels;
 2. each tile's token sequence (CLS + patches) is zero-padded to a multiple of 8 after
