@@ -41,6 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from readme_tables import markdown_table, publish, readme_argument  # noqa: E402
+
 from eval.core.client import ChatClient  # noqa: E402
 from eval.core.runner import ResultsLog, send_rows  # noqa: E402
 from eval.tasks.w2 import FIELDS, INT_FIELDS, MONEY_FIELDS, target_json  # noqa: E402
@@ -238,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=64, help="requests per measurement")
     p.add_argument("--repeats", type=int, default=3, help="measurements per setting (median reported)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 32], help="concurrency levels")
+    readme_argument(p, "eval_client_overhead")
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as d:
@@ -269,22 +272,31 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
 
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-        f"{args.requests} requests x {args.repeats} repeats; 612x792 PNG pages, ~{png_kb:.0f} KiB each"
+    table = markdown_table(
+        [
+            "workers",
+            "ours (ms/request)",
+            "reference approach (ms/request)",
+            "reference / ours",
+            "best-of ratio",
+        ],
+        [
+            [w, f"{o:.2f}", f"{r:.2f}", f"**{r / o:.1f}×**", f"{r_min / o_min:.1f}×"]
+            for w, o, r, o_min, r_min in rows
+        ],
+    ) + (
+        f"\n\nms/request: median over {args.repeats} interleaved repeats of wall time / {args.requests} "
+        f"requests; best-of ratio: fastest reference run over fastest ours. 612×792 PNG pages of "
+        f"~{png_kb:.0f} KiB; Python {platform.python_version()}; load average {os.getloadavg()[0]:.1f}."
     )
-    print()
-    print("| workers | ours (ms/request) | seed approach (ms/request) | seed / ours | best-of ratio |")
-    print("|---:|---:|---:|---:|---:|")
-    for workers, o_ms, s_ms, o_min, s_min in rows:
-        print(f"| {workers} | {o_ms:.2f} | {s_ms:.2f} | {s_ms / o_ms:.2f}x | {s_min / o_min:.2f}x |")
-    print()
-    print(
-        "ms/request: median over the repeats of (wall time / requests); best-of ratio: fastest seed run over"
-    )
-    print(
-        f"fastest ours run. Load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."
-    )
+    print(table)
+    if args.readme:
+        publish(
+            args.readme,
+            "eval_client_overhead",
+            table,
+            ["benchmarks/eval_client_overhead.py", *(argv or sys.argv[1:])],
+        )
     return 0
 
 

@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from readme_tables import markdown_table, publish, readme_argument  # benchmarks/ is sys.path[0]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -88,6 +90,11 @@ def run_variant(variant: str, tokens: int, dim: int, vocab: int, dtype_name: str
     }
 
 
+def _sizes_args(args: argparse.Namespace) -> list[str]:
+    return ["--tokens", str(args.tokens), "--dim", str(args.dim), "--vocab", str(args.vocab),
+            "--dtype", args.dtype, "--chunks", str(args.chunks)]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both variants in separate processes and print a Markdown table and JSON lines.
 
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--chunks", type=int, default=8)
     p.add_argument("--variant", choices=["stock", "ours"], help=argparse.SUPPRESS)
+    readme_argument(p, "linear_ce")
     args = p.parse_args(argv)
     sizes = (args.tokens, args.dim, args.vocab, args.dtype, args.chunks)
     if args.variant:
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for variant in ("stock", "ours"):
         proc = subprocess.run(
-            [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--variant", variant],
+            [sys.executable, __file__, *_sizes_args(args), "--variant", variant],
             env=env,
             capture_output=True,
             text=True,
@@ -124,14 +132,29 @@ def main(argv: list[str] | None = None) -> int:
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps({**results[-1], "tokens": args.tokens, "dim": args.dim, "vocab": args.vocab}))
     stock = results[0]
-    print(
-        f"\n{args.tokens} tokens, hidden {args.dim}, vocab {args.vocab}, {args.dtype}, frozen projection; "
-        f"{os.cpu_count()} CPUs\n"
-        "| loss head | loss | peak added (MiB) | time (s) |\n|---|---|---|---|"
-    )
+    rows = []
     for r in results:
-        ratio = f" ({r['peak_added_mib'] / stock['peak_added_mib']:.2f}x)" if r is not stock else ""
-        print(f"| {r['variant']} | {r['loss']:.5f} | {r['peak_added_mib']:.0f}{ratio} | {r['seconds']:.2f} |")
+        ratio = f" (**{r['peak_added_mib'] / stock['peak_added_mib']:.2f}×**)" if r is not stock else ""
+        rows.append(
+            [
+                args.tokens,
+                r["variant"],
+                f"{r['loss']:.5f}",
+                f"{r['peak_added_mib']:.0f}{ratio}",
+                f"{r['seconds']:.2f}",
+            ]
+        )
+    table = markdown_table(["tokens", "loss head", "loss", "peak added (MiB)", "time (s, CPU)"], rows) + (
+        f"\n\nHidden {args.dim}, vocab {args.vocab}, {args.dtype}, frozen projection, {args.chunks} chunks."
+    )
+    print(table)
+    if args.readme:
+        publish(
+            args.readme,
+            "linear_ce",
+            table,
+            ["benchmarks/linear_ce.py", *(argv if argv is not None else sys.argv[1:])],
+        )
     return 0
 
 

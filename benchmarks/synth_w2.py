@@ -1,7 +1,7 @@
 """Images/s of the synthetic W-2 generator, serial vs all cores, written to disk like the CLI.
 
-    PYTHONPATH=. python benchmarks/synth_w2.py                 # 2,000 forms, 612x792
-    PYTHONPATH=. python benchmarks/synth_w2.py --scan-noise    # with the scan preset (JPEG)
+    python benchmarks/synth_w2.py                 # 2,000 forms, 612x792
+    python benchmarks/synth_w2.py --scan-noise    # with the scan preset (JPEG)
 
 The parallel run is the full ``python -m torchtune_ext.data.synth w2`` path (render, encode,
 ``save_to_disk``); the serial run renders fewer forms in one process as the reference.
@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from readme_tables import markdown_table, publish, readme_argument  # benchmarks/ is sys.path[0]
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=612)
     p.add_argument("--height", type=int, default=792)
     p.add_argument("--scan-noise", action="store_true", help="apply the scan preset (JPEG output)")
+    readme_argument(p, "synth_w2")
     args = p.parse_args(argv)
 
     import datasets
@@ -69,24 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     parallel_rate = args.num / parallel_s
     noise = "on" if args.scan_noise else "off"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"page {args.width}x{args.height}, scan noise {noise}, cores {os.cpu_count()}, load average {load}")
-    print("| run | forms | wall s | images/s | CPU s | CPU ms/form |")
-    print("|---|---|---|---|---|---|")
-    print(
-        f"| 1 process, render+encode only | {args.serial_num} | {serial_s:.1f} | {serial_rate:.1f} "
-        f"| {serial_cpu:.1f} | {1000 * serial_cpu / args.serial_num:.1f} |"
-    )
-    print(
-        f"| {args.workers} workers, full CLI path | {args.num} | {parallel_s:.1f} | {parallel_rate:.1f} "
-        f"| {parallel_cpu:.1f} | {1000 * parallel_cpu / args.num:.1f} |"
-    )
-    print(f"ratio parallel/serial images/s: {parallel_rate / serial_rate:.2f}")
-    print(
-        f"mean image size: {total / args.serial_num / 1024:.1f} KiB; dataset on disk: {size / 2**20:.1f} MiB"
-    )
-    print(f"2,000 forms at this rate: {2000 / parallel_rate:.1f} s wall")
+    table = markdown_table(
+        ["run", "forms", "wall s", "images/s", "CPU s", "CPU ms/form"],
+        [
+            ["1 process, render + encode only", args.serial_num, f"{serial_s:.1f}", f"{serial_rate:.1f}",
+             f"{serial_cpu:.1f}", f"{1000 * serial_cpu / args.serial_num:.1f}"],
+            [f"{args.workers} workers, full CLI path", args.num, f"{parallel_s:.1f}", f"{parallel_rate:.1f}",
+             f"{parallel_cpu:.1f}", f"{1000 * parallel_cpu / args.num:.1f}"],
+        ],
+    ) + (
+        f"\n\nPage {args.width}×{args.height}, scan noise {noise}, load average {load}; mean image "
+        f"{total / args.serial_num / 1024:.1f} KiB, dataset on disk {size / 2**20:.1f} MiB; ratio "
+        f"parallel/serial images/s **{parallel_rate / serial_rate:.2f}**."
+    )  # fmt: skip
+    print(table)
     idle = 2000 * parallel_cpu / args.num / args.workers
     print(f"2,000 forms on {args.workers} idle cores (CPU time / cores): {idle:.1f} s")
+    if args.readme:
+        publish(args.readme, "synth_w2", table, ["benchmarks/synth_w2.py", *(argv or sys.argv[1:])])
     return 0
 
 

@@ -1,7 +1,7 @@
 """Cost of the reference-semantics vision encoder vs torchtune 0.6.1's, same weights, same run.
 
-    PYTHONPATH=. python benchmarks/vision_encoder.py              # tiny encoder, CPU
-    PYTHONPATH=. python benchmarks/vision_encoder.py --size 11b --device cuda --dtype bfloat16
+    python benchmarks/vision_encoder.py              # tiny encoder, CPU
+    python benchmarks/vision_encoder.py --size 11b --device cuda --dtype bfloat16
 
 Times forward+backward of the encoder for a batch of images with a given tile count. Ours always runs
 ``max_num_tiles`` tiles per image, pads each tile to a multiple of 8 tokens and uses an additive
@@ -16,6 +16,7 @@ import sys
 import time
 
 import torch
+from readme_tables import markdown_table, publish, readme_argument
 from torchtune.models.llama3_2_vision._encoder import Llama3VisionEncoder
 
 from torchtune_ext.models.llama3_2_vision import LLAMA_11B, TINY, llama3_2_vision_encoder
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=4, help="images per batch")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1 keeps shared-box timings stable)")
+    readme_argument(p, "vision_encoder")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -45,12 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     ours = llama3_2_vision_encoder(**arch.encoder_kwargs()).to(args.device, dtype)
     stock = Llama3VisionEncoder(clip=ours.clip, projection_head=ours.projection)  # same modules
-    print(
-        f"{args.size} encoder, {args.device} {args.dtype}, {args.threads} thread(s), batch {args.batch}, fwd+bwd"
-    )
-    print(
-        f"{'tiles':>5} {'stock wall s':>13} {'ours wall s':>12} {'ratio':>6} {'stock cpu s':>12} {'ours cpu s':>11}"
-    )
+    rows = []
     for h, w in ([1, 1], [1, 2], [2, 2]):
         n = h * w
         images = torch.randn(
@@ -65,7 +62,30 @@ def main(argv: list[str] | None = None) -> int:
 
         s_wall, s_cpu = _time(lambda: step(stock), args.repeats)
         o_wall, o_cpu = _time(lambda: step(ours), args.repeats)
-        print(f"{n:>5} {s_wall:>13.3f} {o_wall:>12.3f} {o_wall / s_wall:>6.2f} {s_cpu:>12.3f} {o_cpu:>11.3f}")
+        rows.append(
+            [
+                n,
+                f"{s_wall:.3f}",
+                f"{o_wall:.3f}",
+                f"**{o_wall / s_wall:.2f}×**",
+                f"{s_cpu:.3f}",
+                f"{o_cpu:.3f}",
+            ]
+        )
+    table = markdown_table(
+        ["tiles per image", "stock wall s", "ours wall s", "ours / stock", "stock CPU s", "ours CPU s"], rows
+    ) + (
+        f"\n\n{args.size} encoder, {args.device} {args.dtype}, {args.threads} thread(s), batch {args.batch}, "
+        f"forward + backward, median of {args.repeats}."
+    )
+    print(table)
+    if args.readme:
+        publish(
+            args.readme,
+            "vision_encoder",
+            table,
+            ["benchmarks/vision_encoder.py", *(argv if argv is not None else sys.argv[1:])],
+        )
     return 0
 
 

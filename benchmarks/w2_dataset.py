@@ -8,8 +8,8 @@ per-round rates is reported. Startup (building the dataset,
 which for ``vqa_dataset`` means ``load_dataset`` copying the arrow file into a fresh HF cache,
 and for ours the upfront row checks) is timed separately.
 
-    PYTHONPATH=. python benchmarks/w2_dataset.py            # tiny transform (56 px tiles)
-    PYTHONPATH=. python benchmarks/w2_dataset.py --tile-size 560 --num 60   # 11B-sized tiles
+    python benchmarks/w2_dataset.py            # tiny transform (56 px tiles)
+    python benchmarks/w2_dataset.py --tile-size 560 --num 60   # 11B-sized tiles
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from readme_tables import markdown_table, publish, readme_argument
 
 
 def _transform(tile_size: int, workdir: Path):
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="a prepare_w2 output to read instead of generating")
     p.add_argument("--tile-size", type=int, default=56, help="56 (tiny model) or 560 (11B)")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per dataset")
+    readme_argument(p, "w2_dataset")
     args = p.parse_args(argv)
 
     import datasets
@@ -114,14 +116,22 @@ def main(argv: list[str] | None = None) -> int:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"cores {os.cpu_count()}, load average {load}")
         print(f"tokens per sample: {len(a['tokens'])}; torch threads: {torch.get_num_threads()}")
-        print(f"| dataset | startup s | samples/s (median of {args.rounds}) | min | max |")
-        print("|---|---|---|---|---|")
+        rows = []
         for name, startup in (("w2_dataset (ours)", t1 - t0), ("vqa_dataset (stock)", t2 - t1)):
             key = name.split()[0]
             r = rates[key]
-            print(f"| {name} | {startup:.2f} | {med[key]:.1f} | {min(r):.1f} | {max(r):.1f} |")
-        print(f"ratio ours/stock samples/s: {med['w2_dataset'] / med['vqa_dataset']:.3f}")
+            rows.append([name, f"{startup:.2f}", f"{med[key]:.1f}", f"{min(r):.1f}", f"{max(r):.1f}"])
+        ratio = med["w2_dataset"] / med["vqa_dataset"]
+        table = markdown_table(
+            ["dataset", "startup s", f"samples/s (median of {args.rounds})", "min", "max"], rows
+        ) + (
+            f"\n\nratio ours/stock samples/s: **{ratio:.2f}** ({n} rows, tile size {args.tile_size}, "
+            f"{len(a['tokens'])} tokens per sample, 1 torch thread, load average {load})"
+        )
+        print(table)
         print(f"ratio stock/ours startup: {(t2 - t1) / (t1 - t0):.2f}")
+        if args.readme:
+            publish(args.readme, "w2_dataset", table, ["benchmarks/w2_dataset.py", *(argv or sys.argv[1:])])
     return 0
 
 
