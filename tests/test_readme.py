@@ -3,8 +3,10 @@
 The blocks run in a fresh working directory laid out like a checkout (the repository's top-level
 entries linked in, no ``out/``), README.md first and then the folder READMEs, so each path a
 command uses must be created by an earlier block. A block whose info string says ``gpu`` (needs
-a GPU and the 11B weights) or ``slow`` (a benchmark that takes minutes) is not run; its files
-must exist and every flag it passes must be in the command's ``--help``.
+a GPU and the 11B weights), ``slow`` (a benchmark that takes minutes) or ``ci`` (the two commands
+themselves: CI runs ``make test``, and ``tests/torchtune_ext/test_demo.py`` runs ``make demo``'s
+job) is not run; its files and ``make`` targets must exist and every flag it passes must be in
+the command's ``--help``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ DOCS = [
     "benchmarks/README.md",
 ]
 #: Info-string words that mark a block as checked, not run.
-NOT_RUN = {"gpu", "slow"}
+NOT_RUN = {"gpu", "slow", "ci"}
 
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -106,7 +108,11 @@ def _help_of(argv: list[str]) -> str | None:
 
 @pytest.mark.parametrize("block", [b for b in blocks() if not b.runs], ids=str)
 def test_blocks_not_run_name_real_files_and_flags(block: Block) -> None:
+    targets = re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.MULTILINE)
     for argv in commands(block):
+        if argv[0] == "make":
+            assert set(argv[1:]) <= set(targets), f"{block}: no make target {argv[1:]} (have {targets})"
+            continue
         for i, word in enumerate(argv):
             if word == "--config" or word.endswith((".yaml", ".py")) and not word.startswith("-"):
                 target = argv[i + 1] if word == "--config" else word
