@@ -46,6 +46,7 @@ RESUME_KEYS = (
     "temperature",
     "seed",
     "max_tokens",
+    "server_quantization",
 )
 
 PREDICTIONS = "predictions.jsonl"
@@ -118,6 +119,13 @@ def build_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
         dest="api_key_env",
         default="OPENAI_API_KEY",
         help="environment variable holding the API key (unset: a placeholder is sent)",
+    )
+    srv.add_argument(
+        "--server_quantization",
+        "--server-quantization",
+        default=None,
+        help="how the server's weights are quantized (e.g. fp8, bitsandbytes, compressed-tensors); "
+        "recorded in run.json and report.json (python -m eval.serve passes it)",
     )
     srv.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per request attempt")
     srv.add_argument("--max_workers", "--max-workers", type=int, default=10, help="concurrent requests")
@@ -299,6 +307,7 @@ def run(args: argparse.Namespace, task: Task) -> int:
         "temperature": args.temperature,
         "seed": args.seed if args.seed >= 0 else None,
         "max_tokens": args.max_tokens,
+        "server_quantization": args.server_quantization,
     }
     _prepare_output(out, identity, args, chart_name)
     log = ResultsLog(out / PREDICTIONS)
@@ -334,6 +343,7 @@ def run(args: argparse.Namespace, task: Task) -> int:
     summary = summarize(task, records, ids)
     report: dict[str, Any] = {
         "task": task.name,
+        "server_quantization": args.server_quantization,
         "created": rep.timestamp(),
         "complete": summary["complete"],
         "args": rep.public_args(vars(args)),
