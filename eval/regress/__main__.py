@@ -47,6 +47,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         "--tasks",
         type=_tasks,
         default=None,
+        metavar="NAMES",
         help="comma-separated lm_eval task, group or tag names, or task YAML paths "
         f"(default: {','.join(DEFAULT_TASKS)}; compare with a saved run: that run's tasks). "
         "Shipped offline tasks: local_arith_chat, local_knowledge_chat (chat), local_knowledge_mc "
@@ -57,7 +58,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         "--include-path",
         dest="include_paths",
         action="append",
-        default=[],
+        default=None,
+        metavar="DIR",
         help="folder of more task YAMLs (repeatable), as lm_eval's --include_path",
     )
     g.add_argument(
@@ -78,6 +80,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tokenizer",
         default=None,
+        metavar="DIR",
         help="log-likelihood tasks: a local Hugging Face tokenizer directory (needs transformers); "
         "default: the server's /tokenizer_info and /tokenize (vLLM --enable-tokenizer-info-endpoint)",
     )
@@ -106,9 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="evaluate one served model into a run directory", formatter_class=HelpFormatter
     )
     run.add_argument(
-        "--server_url", "--server-url", required=True, help="OpenAI-compatible base URL, ending in /v1"
+        "--server_url",
+        "--server-url",
+        required=True,
+        metavar="URL",
+        help="OpenAI-compatible base URL, ending in /v1",
     )
-    run.add_argument("--model", required=True, help="served model name")
+    run.add_argument("--model", required=True, metavar="NAME", help="served model name")
     run.add_argument(
         "--output_dir", "--output-dir", default="./regress_run", help="the run directory to write"
     )
@@ -116,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--server_quantization",
         "--server-quantization",
         default=None,
+        metavar="Q",
         help="how the server's weights are quantized (e.g. fp8, bitsandbytes; recorded in run.json)",
     )
     _run_options(run)
@@ -127,32 +135,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for side, word in (("base", "base"), ("tuned", "fine-tuned")):
         g = cmp.add_argument_group(f"the {word} model (a saved run, or a server to run now)")
-        g.add_argument(f"--{side}", default=None, help=f"run directory of the {word} model")
         g.add_argument(
-            f"--{side}-url", f"--{side}_url", dest=f"{side}_url", default=None, help="server base URL"
+            f"--{side}", default=None, metavar="RUN_DIR", help=f"run directory of the {word} model"
         )
         g.add_argument(
-            f"--{side}-model", f"--{side}_model", dest=f"{side}_model", default=None, help="served model name"
+            f"--{side}-url",
+            f"--{side}_url",
+            dest=f"{side}_url",
+            default=None,
+            metavar="URL",
+            help="server base URL",
+        )
+        g.add_argument(
+            f"--{side}-model",
+            f"--{side}_model",
+            dest=f"{side}_model",
+            default=None,
+            metavar="NAME",
+            help="served model name",
         )
         g.add_argument(
             f"--{side}-quantization",
             f"--{side}_quantization",
             dest=f"{side}_quantization",
             default=None,
+            metavar="Q",
             help="how that server's weights are quantized (recorded)",
         )
     v = cmp.add_argument_group("verdict")
     v.add_argument("--z", type=float, default=1.96, help="standard errors a difference must exceed")
     v.add_argument(
-        "--min_effect",
         "--min-effect",
+        "--min_effect",
+        dest="min_effect",
         type=float,
         default=0.01,
         help="smallest difference that counts, in the metric's units (0.01 = 1 point on a 0-1 metric)",
     )
     v.add_argument(
-        "--fail_on_regression",
         "--fail-on-regression",
+        "--fail_on_regression",
+        dest="fail_on_regression",
         action="store_true",
         help="exit with status 1 when a task regressed",
     )
@@ -180,7 +203,7 @@ def _options(
         server_url=url,
         model=model,
         tasks=tuple(tasks),
-        include_paths=tuple(args.include_paths),
+        include_paths=tuple(args.include_paths or ()),
         limit=limit,
         num_concurrent=args.num_concurrent,
         retries=args.retries,
