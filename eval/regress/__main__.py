@@ -71,11 +71,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     g.add_argument("--retries", type=int, default=3, help="extra attempts per request after an error")
     g.add_argument(
-        "--send_stop",
-        "--send-stop",
-        action="store_true",
-        help="send the tasks' stop strings to the server (vLLM stops early) instead of cutting the "
-        "replies here; transformers serve answers 500 to requests with stop",
+        "--stop",
+        choices=["auto", "server", "client"],
+        default="auto",
+        help="chat tasks' stop strings: sent to the server (it stops early) or cut from the replies "
+        "here (transformers serve answers 500 to a VLM request with stop); auto: server for vLLM",
     )
     g.add_argument(
         "--tokenizer",
@@ -208,7 +208,7 @@ def _options(
         num_concurrent=args.num_concurrent,
         retries=args.retries,
         timeout=args.timeout,
-        send_stop=args.send_stop,
+        stop=args.stop,
         tokenizer=args.tokenizer,
         server_quantization=quantization,
     )

@@ -23,12 +23,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from eval.regress.harness import (
     DEFAULT_TASKS,
+    STOP_MODES,
     HarnessError,
     evaluate_task,
+    has_prefill,
     is_loglikelihood,
     lm_eval_version,
     load_tasks,
     make_model,
+    probe_server,
     quiet_lm_eval,
 )
 from eval.regress.runs import (
@@ -44,7 +47,7 @@ from eval.regress.runs import (
 __all__ = ["RESUME_KEYS", "RunOptions", "RunOutcome", "public_url", "results_table", "run_model"]
 
 #: Run properties that must match for ``resume`` to continue a run.
-RESUME_KEYS = ("model", "tasks", "include_paths", "limit", "send_stop", "server_quantization", "lm_eval")
+RESUME_KEYS = ("model", "tasks", "include_paths", "limit", "stop", "server_quantization", "lm_eval")
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class RunOptions:
         num_concurrent (int): requests in flight.
         retries (int): extra attempts per request after an error.
         timeout (float): seconds per request.
-        send_stop (bool): send the stop strings to the server (vLLM) instead of applying them here.
+        stop (str): where the stop strings of chat tasks apply: ``server`` (sent as ``stop``),
+            ``client`` (cut here) or ``auto`` (server for vLLM, else client).
         tokenizer (Optional[str]): local tokenizer directory for log-likelihood tasks.
         server_quantization (Optional[str]): how the server's weights are quantized (recorded).
     """
@@ -73,7 +77,7 @@ class RunOptions:
     num_concurrent: int = 8
     retries: int = 3
     timeout: float = 300.0
-    send_stop: bool = False
+    stop: str = "auto"
     tokenizer: Optional[str] = None
     server_quantization: Optional[str] = None
 
@@ -91,6 +95,8 @@ class RunOptions:
             raise ValueError(f"--retries must be >= 0, got {self.retries}")
         if self.timeout <= 0:
             raise ValueError(f"--timeout must be > 0, got {self.timeout}")
+        if self.stop not in ("auto", *STOP_MODES):
+            raise ValueError(f"--stop must be auto, {' or '.join(STOP_MODES)}, got {self.stop!r}")
 
 
 @dataclass
@@ -261,17 +267,21 @@ def run_model(
         raise ValueError("--resume and --overwrite exclude each other")
     out = Path(out)
     quiet_lm_eval(verbose)
+    _preflight(opts.server_url, min(10.0, opts.timeout))
+    server = probe_server(opts.server_url, min(10.0, opts.timeout))
+    vllm = server["kind"] == "vllm"
+    stop = opts.stop if opts.stop != "auto" else ("server" if vllm else "client")
     identity = {
         "model": opts.model,
         "server_url": public_url(opts.server_url),
         "tasks": list(opts.tasks),
         "include_paths": [str(Path(p).resolve()) for p in opts.include_paths],
         "limit": opts.limit,
-        "send_stop": opts.send_stop,
+        "stop": stop,
+        "server": server,
         "server_quantization": opts.server_quantization,
         "lm_eval": lm_eval_version(),
     }
-    _preflight(opts.server_url, min(10.0, opts.timeout))
     log(f"loading tasks: {', '.join(opts.tasks)}")
     manager, loaded = load_tasks(opts.tasks, opts.include_paths)
     status, results = _claim(out, identity, resume, overwrite)
@@ -301,6 +311,14 @@ def run_model(
             outcome.kept.append(name)
             continue
         kind = "completions" if is_loglikelihood(task) else "chat"
+        prefill = None
+        if kind == "chat" and has_prefill(task):
+            prefill = "continued" if vllm else "not continued"
+            if not vllm:
+                log(
+                    f"warning: {name} prefills the model's reply (gen_prefix) and this server cannot "
+                    "continue a prefilled reply (vLLM can): its replies start anew and may not score as intended"
+                )
         log(
             f"{name}: {task.get_config('output_type')} via /{'chat/completions' if kind == 'chat' else 'completions'} ..."
         )
@@ -313,7 +331,8 @@ def run_model(
                     num_concurrent=opts.num_concurrent,
                     retries=opts.retries,
                     timeout=opts.timeout,
-                    send_stop=opts.send_stop,
+                    send_stop=stop == "server",
+                    continue_prefill=vllm,
                     tokenizer=opts.tokenizer,
                 )
             entry, samples = evaluate_task(
@@ -333,6 +352,7 @@ def run_model(
             log(f"{name}: FAILED ({error})")
         else:
             write_samples(samples_path(out, name), samples)
+            entry["prefill"] = prefill
             results[name] = entry
             meta["status"][name] = "done"
             outcome.done.append(name)

@@ -7,12 +7,18 @@ Which endpoint a task uses follows from its output type:
 
 * ``generate_until`` → the chat endpoint (``/v1/chat/completions``) with the task's prompt as a
   chat (lm_eval's ``--apply_chat_template`` and ``--fewshot_as_multiturn``), through
-  :func:`chat_model_class`: lm_eval's ``local-chat-completions`` except that, by default, the
-  request carries no ``stop``; the task's stop strings (all of them, not only the first four)
-  are applied to the reply here. ``transformers serve`` 5.x answers HTTP 500 to any request
-  with ``stop`` when it serves a vision-language model (its stop-string criteria asks the
-  processor for a vocabulary it does not have). The server then writes up to ``max_gen_toks``
-  tokens where it could have stopped earlier; ``send_stop=True`` sends ``stop`` again (vLLM).
+  :func:`chat_model_class`, lm_eval's ``local-chat-completions`` with two server-dependent
+  choices (:func:`probe_server` tells vLLM, which has ``/version``, from the rest):
+
+  - stop strings: vLLM gets them as ``stop`` and stops early. Other servers get none and the
+    reply is cut at every stop string here (lm_eval would send only the first four):
+    ``transformers serve`` 5.x answers HTTP 500 to any request with ``stop`` when it serves a
+    vision-language model (its stop-string criteria asks the processor for a vocabulary it does
+    not have). The text scored is the same; the server may write up to ``max_gen_toks`` tokens.
+  - a prefilled reply (a task's ``gen_prefix``, e.g. Meta's "The best answer is" in
+    ``arc_challenge_llama``): lm_eval sends it as a last, assistant message. vLLM is asked to
+    continue it (``continue_final_message``); other servers close that message and start a new
+    reply, which such tasks do not score as intended (the run says so).
 * ``loglikelihood``, ``multiple_choice``, ``loglikelihood_rolling`` → lm_eval's
   ``local-completions`` on ``/v1/completions``, which asks for the prompt's log-probabilities
   (``echo`` + ``logprobs``). vLLM answers those; ``transformers serve`` refuses them and chat
@@ -25,8 +31,11 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import logging
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -39,11 +48,14 @@ __all__ = [
     "SHIPPED_TASKS",
     "HarnessError",
     "chat_model_class",
+    "STOP_MODES",
     "evaluate_task",
+    "has_prefill",
     "is_loglikelihood",
     "lm_eval_version",
     "load_tasks",
     "make_model",
+    "probe_server",
     "quiet_lm_eval",
 ]
 
@@ -53,6 +65,8 @@ SHIPPED_TASKS = Path(__file__).resolve().parent / "tasks"
 #: chain of thought); both generate-until, so any chat endpoint can run them. They download
 #: their data from the Hugging Face Hub.
 DEFAULT_TASKS = ("arc_challenge_llama", "gsm8k_llama")
+#: Where the stop strings are applied: ``server`` (sent as ``stop``) or ``client`` (cut here).
+STOP_MODES = ("server", "client")
 #: lm_eval model name of :func:`chat_model_class`.
 CHAT_MODEL = "local-chat-completions-client-stop"
 #: Output types that need prompt log-probabilities (a completions endpoint).
@@ -104,11 +118,13 @@ def quiet_lm_eval(verbose: bool = False) -> None:
 
 @functools.cache
 def chat_model_class() -> type:
-    """lm_eval's ``local-chat-completions`` with the stop strings applied on the client.
+    """lm_eval's ``local-chat-completions`` with the stop strings and prefills handled per server.
 
-    Registered with lm_eval as :data:`CHAT_MODEL` on first call. Extra constructor argument
-    ``send_stop`` (default False): True sends ``stop`` in the request as the stock class does
-    (and applies nothing on the client).
+    Registered with lm_eval as :data:`CHAT_MODEL` on first call. Extra constructor arguments:
+    ``send_stop`` (default False: the request carries no ``stop`` and the reply is cut here;
+    True: ``stop`` is sent, as the stock class does) and ``continue_prefill`` (default False;
+    True: a request whose last message is the assistant's asks the server to continue that
+    message, vLLM's ``continue_final_message``).
 
     Returns:
         type: the model class (a ``lm_eval.api.model.LM``).
@@ -122,11 +138,14 @@ def chat_model_class() -> type:
     from lm_eval.models.utils import handle_stop_sequences, postprocess_generated_text
 
     class ClientStopChatCompletion(LocalChatCompletion):
-        """Chat completions whose requests carry no ``stop``; the reply is cut at the stop strings here."""
+        """Chat completions that cut replies at the stop strings here and can continue a prefill."""
 
-        def __init__(self, *args: Any, send_stop: bool = False, **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, send_stop: bool = False, continue_prefill: bool = False, **kwargs: Any
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.send_stop = send_stop
+            self.continue_prefill = continue_prefill
 
         def _create_payload(
             self,
@@ -142,6 +161,9 @@ def chat_model_class() -> type:
             )
             if not self.send_stop:
                 payload.pop("stop", None)
+            if self.continue_prefill and messages and messages[-1].get("role") == "assistant":
+                payload["continue_final_message"] = True
+                payload["add_generation_prompt"] = False
             return payload
 
         def stop_sequences(self, gen_kwargs: Mapping[str, Any]) -> list[str]:
@@ -161,6 +183,43 @@ def chat_model_class() -> type:
 
     register_model(CHAT_MODEL)(ClientStopChatCompletion)
     return ClientStopChatCompletion
+
+
+def probe_server(server_url: str, timeout: float = 10.0) -> dict[str, Optional[str]]:
+    """Which server answers at ``server_url``: vLLM answers ``GET /version`` with its version.
+
+    Args:
+        server_url (str): the OpenAI-compatible base URL, ending in ``/v1``.
+        timeout (float): seconds.
+
+    Returns:
+        dict[str, Optional[str]]: ``{"kind": "vllm", "version": "0.10.0"}``, or
+        ``{"kind": "other", "version": None}``.
+    """
+    root = server_url.rstrip("/").removesuffix("/v1")
+    try:
+        with urllib.request.urlopen(f"{root}/version", timeout=timeout) as resp:
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("version"), str):
+        return {"kind": "vllm", "version": body["version"]}
+    return {"kind": "other", "version": None}
+
+
+def has_prefill(task: Any) -> bool:
+    """Whether an lm_eval task prefills the assistant's reply (``gen_prefix``).
+
+    Args:
+        task (Any): an ``lm_eval.api.task.Task``.
+
+    Returns:
+        bool: True when the task or its few-shot config sets ``gen_prefix``.
+    """
+    fewshot = task.get_config("fewshot_config") or {}
+    return bool(task.get_config("gen_prefix")) or bool(
+        isinstance(fewshot, dict) and fewshot.get("gen_prefix")
+    )
 
 
 def is_loglikelihood(task: Any) -> bool:
@@ -184,6 +243,7 @@ def make_model(
     retries: int = 3,
     timeout: float = 300.0,
     send_stop: bool = False,
+    continue_prefill: bool = False,
     tokenizer: Optional[str] = None,
 ) -> Any:
     """An lm_eval API model for one server.
@@ -196,6 +256,7 @@ def make_model(
         retries (int): extra attempts per request after an error.
         timeout (float): seconds per request.
         send_stop (bool): chat: send ``stop`` to the server instead of applying it here.
+        continue_prefill (bool): chat: ask the server to continue a prefilled assistant reply.
         tokenizer (Optional[str]): completions: a local Hugging Face tokenizer directory, used
             instead of the server's tokenizer endpoints.
 
@@ -217,7 +278,11 @@ def make_model(
     }
     if kind == "chat":
         return chat_model_class()(
-            base_url=f"{base}/chat/completions", tokenizer_backend=None, send_stop=send_stop, **common
+            base_url=f"{base}/chat/completions",
+            tokenizer_backend=None,
+            send_stop=send_stop,
+            continue_prefill=continue_prefill,
+            **common,
         )
     if kind != "completions":
         raise ValueError(f"unknown model kind {kind!r}; expected 'chat' or 'completions'")

@@ -159,7 +159,7 @@ def test_stock_stop_and_loglikelihood_fail_clearly_on_transformers_serve(
     out = tmp_path / "run"
     rc = main([
         "run", "--server_url", tiny_server.base_url, "--model", tiny_server.model_name,
-        "--tasks", "local_arith_chat,local_knowledge_mc", "--limit", "2", "--send-stop", "--retries", "0",
+        "--tasks", "local_arith_chat,local_knowledge_mc", "--limit", "2", "--stop", "server", "--retries", "0",
         "--output_dir", str(out),
     ])  # fmt: skip
     assert rc == 1

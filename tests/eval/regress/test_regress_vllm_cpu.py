@@ -113,3 +113,50 @@ def test_loglikelihood_task_through_vllm(
         ("acc", 0.0, "within noise"),
         ("acc_norm", 0.0, "within noise"),
     ]
+
+
+PREFILL_TASK = """\
+task: arith_prefill_chat
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+output_type: generate_until
+test_split: test
+doc_to_text: "{{{{question}}}}"
+doc_to_target: answer
+gen_prefix: "The answer is"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 8
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def test_chat_tasks_through_vllm_stop_on_the_server_and_continue_prefills(
+    llava_server: tuple[ServerProcess, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, _ = llava_server
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "arith_prefill_chat.yaml").write_text(
+        PREFILL_TASK.format(data=SHIPPED_TASKS / "data" / "arithmetic.jsonl")
+    )
+    out = tmp_path / "run"
+    rc = main(["run", "--server_url", server.base_url, "--model", MODEL_NAME, "--tasks", "arith_prefill_chat",
+               "--include_path", str(tasks), "--limit", "2", "--output_dir", str(out)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "warning" not in printed
+    identity = json.loads((out / "run.json").read_text())["identity"]
+    assert identity["server"]["kind"] == "vllm" and identity["stop"] == "server"
+    result = json.loads((out / "results.json").read_text())["tasks"]["arith_prefill_chat"]
+    assert result["prefill"] == "continued" and result["n"] == 2
+    replies = [
+        json.loads(line)["reply"]
+        for line in (out / "samples" / "arith_prefill_chat.jsonl").read_text().splitlines()
+    ]
+    assert all(isinstance(r, str) and "\n" not in r for r in replies)  # vLLM stopped at the stop string

@@ -69,12 +69,13 @@ def test_stop_strings_are_applied_here_not_sent(tmp_path: Path, user_tasks: Path
     assert _responses(out) == ["12 "] * 3
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == {"echo_chat": "done"} and run["tasks"] == {"echo_chat": ["echo_chat"]}
-    assert run["identity"]["send_stop"] is False and run["identity"]["server_quantization"] is None
+    assert run["identity"]["stop"] == "client" and run["identity"]["server_quantization"] is None
+    assert run["identity"]["server"] == {"kind": "other", "version": None}  # no /version: not vLLM
     assert json.loads((out / "results.json").read_text())["tasks"]["echo_chat"]["endpoint"] == "chat"
 
     srv2 = fault_server({}, {}, default=kit.ok("12 STOP4 tail\n\nmore"))
     out2 = tmp_path / "run2"
-    assert _run(srv2.url, user_tasks, out2, "--send-stop", "--server_quantization", "fp8") == 0
+    assert _run(srv2.url, user_tasks, out2, "--stop", "server", "--server_quantization", "fp8") == 0
     assert all(s.body["stop"] == ["\n\n", "STOP1", "STOP2", "STOP3"] for s in srv2.seen)
     assert _responses(out2) == ["12 STOP4 tail\n\nmore"] * 3  # the server is trusted to stop
     assert json.loads((out2 / "run.json").read_text())["identity"]["server_quantization"] == "fp8"
@@ -120,3 +121,48 @@ def test_failures_are_recorded_and_errors_are_one_line(
     err = capsys.readouterr().err
     assert "--include_path" in err and "not a directory" in err
     assert not (tmp_path / "r3").exists() and not (tmp_path / "r4").exists()  # nothing written on bad input
+
+
+def test_a_prefilled_reply_is_flagged_on_a_server_that_cannot_continue_it(
+    tmp_path: Path, user_tasks: Path, kit, fault_server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    yaml = (user_tasks / "echo_chat.yaml").read_text().replace("task: echo_chat", "task: echo_prefill")
+    (user_tasks / "echo_prefill.yaml").write_text(yaml + 'gen_prefix: "The answer is"\n')
+    srv = fault_server({}, {}, default=kit.ok("12"))
+    out = tmp_path / "run"
+    rc = main(["run", "--server_url", srv.url, "--model", "m", "--tasks", "echo_prefill", "--limit", "1",
+               "--include_path", str(user_tasks), "--output_dir", str(out)])  # fmt: skip
+    assert rc == 0
+    assert "warning: echo_prefill prefills the model's reply (gen_prefix)" in capsys.readouterr().out
+    (seen,) = srv.seen
+    assert seen.body["messages"][-1] == {"role": "assistant", "content": "The answer is"}
+    assert "continue_final_message" not in seen.body  # only vLLM is asked to continue
+    assert (
+        json.loads((out / "results.json").read_text())["tasks"]["echo_prefill"]["prefill"] == "not continued"
+    )
+
+
+def test_chat_payload_per_server_kind() -> None:
+    from eval.regress.harness import chat_model_class
+
+    chat = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "The answer is"}]
+    gen = {"until": ["\n\n", "a", "b", "c", "d"], "max_gen_toks": 5}
+    cls = chat_model_class()
+    vllm = cls(
+        model="m", base_url="http://127.0.0.1:9/v1/chat/completions", send_stop=True, continue_prefill=True
+    )
+    payload = vllm._create_payload(chat, generate=True, gen_kwargs=dict(gen))
+    assert payload["continue_final_message"] is True and payload["add_generation_prompt"] is False
+    assert payload["stop"] == ["\n\n", "a", "b", "c"] and payload["max_tokens"] == 5
+    plain = cls(model="m", base_url="http://127.0.0.1:9/v1/chat/completions")
+    payload = plain._create_payload(chat, generate=True, gen_kwargs=dict(gen))
+    assert "stop" not in payload and "continue_final_message" not in payload
+    assert plain.stop_sequences(gen) == ["\n\n", "a", "b", "c", "d"] and gen["until"] == [
+        "\n\n",
+        "a",
+        "b",
+        "c",
+        "d",
+    ]
+    payload = vllm._create_payload(chat[:1], generate=True, gen_kwargs=dict(gen))
+    assert "continue_final_message" not in payload  # nothing to continue
