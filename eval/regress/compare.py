@@ -1,9 +1,10 @@
 """``python -m eval.regress compare``: the base run against the fine-tuned run, task by task.
 
-For each requested task name both runs finished, and each of its metrics aggregated by a mean
-(accuracy, exact match, ...), the per-item scores of the two runs are paired on
-``(task, doc_id)`` (a group pools the items of its tasks, which weights each task by its size)
-and compared with :func:`eval.regress.stats.compare_paired`; the verdict rule is in
+For each task both runs finished, and each of its metrics aggregated by a mean (accuracy, exact
+match, ...), the per-item scores of the two runs are paired on ``(task, doc_id)`` and compared
+with :func:`eval.regress.stats.compare_paired`. An lm_eval group (e.g. ``mmlu_llama``) is one
+row per metric its tasks share, over the pooled items (each task weighted by its size); a tag
+(e.g. ``local_chat``) is its tasks, one row each; the verdict rule is in
 :mod:`eval.regress.stats`. Items only one run scored (another ``--limit``) are left out and
 counted. Two runs that sent different prompts for the same item (another task version, chat
 formatting or few-shot setting) are refused: their scores do not measure the same thing.
@@ -93,6 +94,58 @@ def _mean_metrics(run: Run, leaves: Sequence[str]) -> tuple[list[tuple[str, str,
     return list((keys or {}).values()), sorted(other)
 
 
+def _compare_unit(
+    base: Run, tuned: Run, requested: str, label: str, leaves: Sequence[str], rule: Rule, skipped: list
+) -> list[dict[str, Any]]:
+    """The rows of one task (or one pooled group): one per metric aggregated by a mean."""
+    runs = (("base", base), ("fine-tuned", tuned))
+    unfinished = [(side, leaf) for side, run in runs for leaf in leaves if not run.done(leaf)]
+    if unfinished:
+        side, leaf = unfinished[0]
+        skipped.append({"task": label, "reason": f"{leaf} did not finish in the {side} run"})
+        return []
+    metrics, other = _mean_metrics(base, leaves)
+    for key in other:
+        skipped.append(
+            {"task": label, "reason": f"metric {key} is not aggregated by a mean (no paired comparison)"}
+        )
+    if not metrics and not other:
+        skipped.append({"task": label, "reason": "its tasks share no metric aggregated by a mean"})
+    rows = []
+    for metric, filter_name, higher in metrics:
+        b = _scores(base, leaves, metric, filter_name)
+        t = _scores(tuned, leaves, metric, filter_name)
+        common = [k for k in b if k in t]
+        for key in common:
+            if b[key][1] != t[key][1]:
+                raise CompareError(
+                    f"{key[0]} item {key[1]}: the two runs sent different prompts (prompt hashes differ); "
+                    "compare runs of the same task version and settings"
+                )
+        if not common:
+            skipped.append({"task": label, "reason": f"{metric}/{filter_name}: no item scored in both runs"})
+            continue
+        base_scores = [b[k][0] for k in common]
+        tuned_scores = [t[k][0] for k in common]
+        comparison = compare_paired(base_scores, tuned_scores, rule, higher)
+        rate = all(0.0 <= x <= 1.0 for x in base_scores + tuned_scores)
+        rows.append(
+            {
+                "task": label,
+                "requested": requested,
+                "tasks": list(leaves),
+                "metric": metric,
+                "filter": filter_name,
+                "higher_is_better": higher,
+                "scale": 100 if rate else 1,
+                "n_base": len(b),
+                "n_tuned": len(t),
+                **comparison.to_dict(),
+            }
+        )
+    return rows
+
+
 def compare_runs(base: Run, tuned: Run, rule: Rule, tasks: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """Compare two runs (see the module docstring).
 
@@ -123,53 +176,10 @@ def compare_runs(base: Run, tuned: Run, rule: Rule, tasks: Optional[Sequence[str
                 f"{name}: the runs expanded it to different tasks ({', '.join(leaves)} vs "
                 f"{', '.join(tuned.tasks[name])}); compare runs of the same lm_eval tasks"
             )
-        unfinished = [
-            (side, leaf)
-            for side, run in (("base", base), ("fine-tuned", tuned))
-            for leaf in leaves
-            if not run.done(leaf)
-        ]
-        if unfinished:
-            side, leaf = unfinished[0]
-            skipped.append({"task": name, "reason": f"{leaf} did not finish in the {side} run"})
-            continue
-        metrics, other = _mean_metrics(base, leaves)
-        for key in other:
-            skipped.append(
-                {"task": name, "reason": f"metric {key} is not aggregated by a mean (no paired comparison)"}
-            )
-        for metric, filter_name, higher in metrics:
-            b = _scores(base, leaves, metric, filter_name)
-            t = _scores(tuned, leaves, metric, filter_name)
-            common = [k for k in b if k in t]
-            for key in common:
-                if b[key][1] != t[key][1]:
-                    raise CompareError(
-                        f"{key[0]} item {key[1]}: the two runs sent different prompts (prompt hashes differ); "
-                        "compare runs of the same task version and settings"
-                    )
-            if not common:
-                skipped.append(
-                    {"task": name, "reason": f"{metric}/{filter_name}: no item scored in both runs"}
-                )
-                continue
-            base_scores = [b[k][0] for k in common]
-            tuned_scores = [t[k][0] for k in common]
-            comparison = compare_paired(base_scores, tuned_scores, rule, higher)
-            rate = all(0.0 <= x <= 1.0 for x in base_scores + tuned_scores)
-            rows.append(
-                {
-                    "task": name,
-                    "tasks": list(leaves),
-                    "metric": metric,
-                    "filter": filter_name,
-                    "higher_is_better": higher,
-                    "scale": 100 if rate else 1,
-                    "n_base": len(b),
-                    "n_tuned": len(t),
-                    **comparison.to_dict(),
-                }
-            )
+        # a group is one pooled set of items; a task is itself; a tag is its tasks, one by one
+        units = [(name, leaves)] if name in base.groups else [(leaf, [leaf]) for leaf in leaves]
+        for label, unit in units:
+            rows.extend(_compare_unit(base, tuned, name, label, unit, rule, skipped))
     if not rows:
         reasons = "; ".join(f"{s['task']}: {s['reason']}" for s in skipped) or "no task in both runs"
         raise CompareError(f"nothing to compare ({reasons})")

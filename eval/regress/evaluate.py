@@ -283,12 +283,13 @@ def run_model(
         "lm_eval": lm_eval_version(),
     }
     log(f"loading tasks: {', '.join(opts.tasks)}")
-    manager, loaded = load_tasks(opts.tasks, opts.include_paths)
+    manager, loaded, groups = load_tasks(opts.tasks, opts.include_paths)
     status, results = _claim(out, identity, resume, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
         "identity": identity,
         "tasks": {spec: list(leaves) for spec, leaves in loaded.items()},
+        "groups": groups,
         "status": {},
         "created": _timestamp(),
     }

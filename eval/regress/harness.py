@@ -320,7 +320,9 @@ def task_manager(include_paths: Sequence[str | Path] = (), include_defaults: boo
     return TaskManager(include_path=paths, include_defaults=include_defaults)
 
 
-def load_tasks(specs: Sequence[str], include_paths: Sequence[str | Path] = ()) -> tuple[Any, dict[str, dict]]:
+def load_tasks(
+    specs: Sequence[str], include_paths: Sequence[str | Path] = ()
+) -> tuple[Any, dict[str, dict], list[str]]:
     """Resolve task, group and tag names (or YAML paths) to lm_eval tasks, loading their data.
 
     lm_eval's own task index is built only when a name is not among the shipped tasks and
@@ -331,7 +333,9 @@ def load_tasks(specs: Sequence[str], include_paths: Sequence[str | Path] = ()) -
         include_paths (Sequence[str | Path]): more folders of task YAMLs.
 
     Returns:
-        tuple[Any, dict[str, dict]]: the task manager, and spec → {leaf task name: Task}.
+        tuple[Any, dict[str, dict], list[str]]: the task manager; spec → {leaf task name: Task};
+        and the specs that are lm_eval groups (scored as one pooled set; a tag is just a list
+        of tasks).
 
     Raises:
         HarnessError: for an unknown name (with close matches) or a task whose data cannot be
@@ -344,6 +348,7 @@ def load_tasks(specs: Sequence[str], include_paths: Sequence[str | Path] = ()) -
     if not all(spec in manager.all_tasks or Path(spec).is_file() for spec in specs):
         manager = task_manager(include_paths, include_defaults=True)
     out: dict[str, dict] = {}
+    groups: list[str] = []
     for spec in specs:
         if spec not in manager.all_tasks and not Path(spec).is_file():
             close = difflib.get_close_matches(spec, manager.all_tasks, n=3)
@@ -352,14 +357,17 @@ def load_tasks(specs: Sequence[str], include_paths: Sequence[str | Path] = ()) -
         try:
             loaded = manager.load([spec])
         except Exception as exc:  # datasets/hub errors come in many types
+            first = str(exc).splitlines()[0] if str(exc) else ""
             raise HarnessError(
-                f"task {spec}: cannot load it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                f"task {spec}: cannot load it ({type(exc).__name__}: {first}); "
                 "lm_eval's tasks download their data from the Hugging Face Hub"
             ) from exc
         if not loaded["tasks"]:
             raise HarnessError(f"task {spec}: it names no tasks")
         out[spec] = dict(loaded["tasks"])
-    return manager, out
+        if spec in loaded["groups"]:
+            groups.append(spec)
+    return manager, out, groups
 
 
 def _metric_entries(task: Any, results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -2,9 +2,11 @@
 
 Files:
 
-* ``run.json`` — what was run (``identity``: server, model, tasks, limit, lm_eval version, the
-  server's quantization when stated), which leaf tasks each requested name expanded to
-  (``tasks``), and the status of each leaf task (``status``: ``done`` or the error).
+* ``run.json`` — what was run (``identity``: server URL, kind and version, model, tasks, limit,
+  where stop strings apply, lm_eval version, the server's quantization when stated), which leaf
+  tasks each requested name expanded to (``tasks``), which requested names are lm_eval groups
+  (``groups``: compared as one pooled set of items; a tag is compared task by task), and the
+  status of each leaf task (``status``: ``done`` or the error).
 * ``results.json`` — per leaf task: output type, item count, wall time, and each metric
   (``metric``, ``filter``, ``value``, lm_eval's ``stderr``, ``aggregation``,
   ``higher_is_better``).
@@ -157,6 +159,7 @@ class Run:
         path (Path): the directory.
         identity (dict[str, Any]): what was run (``run.json`` ``identity``).
         tasks (dict[str, list[str]]): requested name → its leaf tasks, in order.
+        groups (list[str]): the requested names that are lm_eval groups (pooled).
         status (dict[str, str]): leaf task → ``done`` or an error message.
         results (dict[str, dict[str, Any]]): leaf task → its ``results.json`` entry.
     """
@@ -164,6 +167,7 @@ class Run:
     path: Path
     identity: dict[str, Any]
     tasks: dict[str, list[str]]
+    groups: list[str] = field(default_factory=list)
     status: dict[str, str] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -224,6 +228,7 @@ def load_run(path: str | Path) -> Run:
         path=root,
         identity=meta["identity"],
         tasks={str(k): [str(t) for t in v] for k, v in tasks.items()},
+        groups=[str(g) for g in meta.get("groups") or []],
         status={str(k): str(v) for k, v in (meta.get("status") or {}).items()},
         results=results["tasks"],
     )

@@ -26,6 +26,8 @@ def write_run(
     prompt: str = "p",
     unfinished: tuple[str, ...] = (),
     extra_metric: Optional[str] = None,
+    groups: tuple[str, ...] = (),
+    filters: Optional[dict[str, str]] = None,
 ) -> Path:
     """A run directory as ``eval.regress run`` writes it: spec → {leaf: per-item exact_match}."""
     root.mkdir(parents=True)
@@ -37,9 +39,10 @@ def write_run(
                 status[leaf] = "failed: HTTPError: 500"
                 continue
             status[leaf] = "done"
+            filt = (filters or {}).get(leaf, "strict")
             metrics = {
-                "exact_match,strict": {
-                    "metric": "exact_match", "filter": "strict", "value": sum(scores) / len(scores),
+                f"exact_match,{filt}": {
+                    "metric": "exact_match", "filter": filt, "value": sum(scores) / len(scores),
                     "stderr": None, "aggregation": aggregation, "higher_is_better": True,
                 }
             }  # fmt: skip
@@ -52,27 +55,37 @@ def write_run(
             write_samples(
                 samples_path(root, leaf),
                 [
-                    {"doc_id": i, "filter": "strict", "prompt_hash": f"{prompt}{leaf}{i}", "target": "x",
+                    {"doc_id": i, "filter": filt, "prompt_hash": f"{prompt}{leaf}{i}", "target": "x",
                      "response": "y", "metrics": {"exact_match": s}}
                     for i, s in enumerate(scores)
                 ],
             )  # fmt: skip
     identity = {"model": model, "server_url": "http://127.0.0.1:1/v1", "tasks": list(tasks), "limit": None}
-    meta = {"identity": identity, "tasks": {k: list(v) for k, v in tasks.items()}, "status": status}
+    meta = {"identity": identity, "tasks": {k: list(v) for k, v in tasks.items()}, "groups": list(groups),
+            "status": status}  # fmt: skip
     (root / "run.json").write_text(json.dumps(meta))
     (root / "results.json").write_text(json.dumps({"tasks": results}))
     return root
 
 
-def test_rows_pair_items_and_pool_groups(tmp_path: Path) -> None:
-    base = write_run(
-        tmp_path / "b", "base", {"arith": {"arith": BASE}, "grp": {"g1": [1, 1, 0], "g2": [0, 1]}}
-    )
-    tuned = write_run(
-        tmp_path / "t", "ft", {"arith": {"arith": TUNED}, "grp": {"g1": [1, 0, 0], "g2": [0, 1]}}
-    )
+def test_rows_pair_items_pool_groups_and_split_tags(tmp_path: Path) -> None:
+    base_tasks = {
+        "arith": {"arith": BASE},
+        "grp": {"g1": [1, 1, 0], "g2": [0, 1]},
+        "tag": {"x": [1, 0], "y": [1]},
+    }
+    tuned_tasks = {
+        "arith": {"arith": TUNED},
+        "grp": {"g1": [1, 0, 0], "g2": [0, 1]},
+        "tag": {"x": [1, 1], "y": [0]},
+    }
+    base = write_run(tmp_path / "b", "base", base_tasks, groups=("grp",))
+    tuned = write_run(tmp_path / "t", "ft", tuned_tasks, groups=("grp",))
     report = compare_runs(load_run(base), load_run(tuned), Rule())
-    arith, grp = report["rows"]
+    arith, grp, x, y = report["rows"]
+    # a tag is its tasks, one row each
+    assert (x["task"], x["requested"], x["n"], x["delta"]) == ("x", "tag", 2, 0.5)
+    assert (y["task"], y["n"], y["delta"], y["se"]) == ("y", 1, -1.0, None)
     assert (arith["task"], arith["metric"], arith["filter"], arith["n"]) == (
         "arith",
         "exact_match",
@@ -86,7 +99,7 @@ def test_rows_pair_items_and_pool_groups(tmp_path: Path) -> None:
     assert grp["verdict"] == WITHIN_NOISE
     assert report["verdict"] == REGRESSED and report["counts"] == {
         "regressed": 1,
-        "within noise": 1,
+        "within noise": 3,
         "improved": 0,
     }
     assert report["base"]["model"] == "base" and report["tuned"]["model"] == "ft"
@@ -127,6 +140,12 @@ def test_refusals_and_skips(tmp_path: Path) -> None:
     }
     with pytest.raises(CompareError, match="nothing to compare"):
         compare_runs(base, failed, Rule(), tasks=["c"])
+    mixed = {"g": {"g1": [1, 0], "g2": [0, 1]}, "a": {"a": BASE}}
+    mixed_b = load_run(write_run(tmp_path / "mb", "b", mixed, groups=("g",), filters={"g2": "loose"}))
+    mixed_t = load_run(write_run(tmp_path / "mt", "t", mixed, groups=("g",), filters={"g2": "loose"}))
+    report = compare_runs(mixed_b, mixed_t, Rule())
+    assert [r["task"] for r in report["rows"]] == ["a"]
+    assert {"task": "g", "reason": "its tasks share no metric aggregated by a mean"} in report["skipped"]
     with pytest.raises(RunError, match="not a directory"):
         load_run(tmp_path / "missing")
     (tmp_path / "bad").mkdir()
