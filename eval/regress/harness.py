@@ -46,9 +46,9 @@ __all__ = [
     "DEFAULT_TASKS",
     "LOGLIKELIHOOD_TYPES",
     "SHIPPED_TASKS",
+    "STOP_MODES",
     "HarnessError",
     "chat_model_class",
-    "STOP_MODES",
     "evaluate_task",
     "has_prefill",
     "is_loglikelihood",
@@ -61,9 +61,9 @@ __all__ = [
 
 #: The folder of the offline tasks shipped with the package (always on the include path).
 SHIPPED_TASKS = Path(__file__).resolve().parent / "tasks"
-#: Tasks run when none are named: Meta's chat-format ARC-Challenge (0-shot) and GSM8K (8-shot
-#: chain of thought); both generate-until, so any chat endpoint can run them. They download
-#: their data from the Hugging Face Hub.
+#: Tasks run when none are named: Meta's chat-format ARC-Challenge (0-shot, a prefilled reply:
+#: run it on vLLM) and GSM8K (8-shot chain of thought), both generate-until through the chat
+#: endpoint. They download their data from the Hugging Face Hub.
 DEFAULT_TASKS = ("arc_challenge_llama", "gsm8k_llama")
 #: Where the stop strings are applied: ``server`` (sent as ``stop``) or ``client`` (cut here).
 STOP_MODES = ("server", "client")
