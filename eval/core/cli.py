@@ -47,6 +47,7 @@ RESUME_KEYS = (
     "temperature",
     "seed",
     "max_tokens",
+    "server_quantization",
 )
 
 PREDICTIONS = "predictions.jsonl"
@@ -119,6 +120,13 @@ def build_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
         dest="api_key_env",
         default="OPENAI_API_KEY",
         help="environment variable holding the API key (unset: a placeholder is sent)",
+    )
+    srv.add_argument(
+        "--server_quantization",
+        "--server-quantization",
+        default=None,
+        help="how the server's weights are quantized (e.g. fp8, bitsandbytes, compressed-tensors); "
+        "recorded in run.json and report.json (python -m eval.serve passes it)",
     )
     srv.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per request attempt")
     srv.add_argument(
@@ -320,6 +328,7 @@ def run(args: argparse.Namespace, task: Task) -> int:
         "temperature": args.temperature,
         "seed": args.seed if args.seed >= 0 else None,
         "max_tokens": args.max_tokens,
+        "server_quantization": args.server_quantization,
     }
     _prepare_output(out, identity, args, chart_name)
     log = ResultsLog(out / PREDICTIONS)
@@ -355,6 +364,7 @@ def run(args: argparse.Namespace, task: Task) -> int:
     summary = summarize(task, records, ids)
     report: dict[str, Any] = {
         "task": task.name,
+        "server_quantization": args.server_quantization,
         "created": rep.timestamp(),
         "complete": summary["complete"],
         "args": rep.public_args(vars(args)),

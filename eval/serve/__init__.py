@@ -6,7 +6,16 @@
 :mod:`eval.serve.process`. No torch here.
 """
 
-from eval.serve.backends import BACKENDS, Backend, build_command, default_device, server_env, start_server
+from eval.serve.backends import (
+    BACKENDS,
+    VLLM_QUANTIZATION_FLAGS,
+    Backend,
+    build_command,
+    checkpoint_quantization,
+    default_device,
+    server_env,
+    start_server,
+)
 from eval.serve.process import ServerError, ServerProcess, free_port, port_in_use, stop_on_signals
 
 __all__ = [
@@ -14,7 +23,9 @@ __all__ = [
     "Backend",
     "ServerError",
     "ServerProcess",
+    "VLLM_QUANTIZATION_FLAGS",
     "build_command",
+    "checkpoint_quantization",
     "default_device",
     "free_port",
     "port_in_use",

@@ -11,6 +11,9 @@ then either
   process group.
 
 Arguments after ``--`` go to the server unchanged. ``--dry-run`` prints both commands.
+``--quantization fp8|bitsandbytes`` (``--backend vllm``) quantizes the weights while loading; the
+evaluator then records it (``--server_quantization``), as it does the ``quant_method`` of a
+pre-quantized checkpoint.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from eval.serve.backends import BACKENDS, VLLM_MAX_NUM_SEQS, build_command, start_server
+from eval.serve.backends import (
+    BACKENDS,
+    VLLM_MAX_NUM_SEQS,
+    VLLM_QUANTIZATION_FLAGS,
+    build_command,
+    checkpoint_quantization,
+    start_server,
+)
 from eval.serve.process import ServerError, ServerProcess, free_port, stop_on_signals
 
 __all__ = ["eval_command", "main"]
@@ -113,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dtype", default=None, help="vLLM: --dtype (vllm-cpu default: auto)")
     p.add_argument(
+        "--quantization",
+        choices=list(VLLM_QUANTIZATION_FLAGS),
+        default=None,
+        help="vllm: quantize the weights while loading: fp8 (compute capability >= 8.0) or "
+        "bitsandbytes (4-bit NF4); recorded by the evaluator",
+    )
+    p.add_argument(
         "--startup-timeout",
         "--startup_timeout",
         dest="startup_timeout",
@@ -149,13 +166,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quantization_args(args: argparse.Namespace) -> list[str]:
+    """``--server_quantization Q`` for the evaluator when the served weights are quantized."""
+    quantization = args.quantization or checkpoint_quantization(args.model)
+    return ["--server_quantization", quantization] if quantization else []
+
+
 def _evaluate(server: ServerProcess, args: argparse.Namespace, structured: bool) -> int:
     """Run the task's evaluator in this process against the ready server."""
     from eval.core.cli import main as run_task
 
     argv = eval_command(
         server.base_url, server.model_name, args.dataset, structured, args.eval_output, args.task,
-        shlex.split(args.eval_args),
+        _quantization_args(args) + shlex.split(args.eval_args),
     )  # fmt: skip
     print(f"ready: {server.base_url}; running: {shlex.join(argv)}", flush=True)
     try:
@@ -182,12 +205,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     port = args.port or free_port(args.host)
     structured = BACKENDS[args.backend].structured
+    if args.quantization and args.backend != "vllm":
+        print(f"error: --quantization is for --backend vllm, not {args.backend}", file=sys.stderr)
+        return 2
     command_args = dict(
         served_model_name=args.served_model_name,
         device=args.device,
         max_model_len=args.max_model_len,
         max_num_seqs=args.max_num_seqs,
         dtype=args.dtype,
+        quantization=args.quantization,
         extra_args=extra,
     )
     if args.dry_run:
@@ -196,7 +223,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         )
         print(shlex.join(cmd))
         url = f"http://{args.host}:{port}/v1"
-        print(shlex.join(eval_command(url, name, args.dataset, structured, args.eval_output, args.task)))
+        evaluator = eval_command(
+            url, name, args.dataset, structured, args.eval_output, args.task, _quantization_args(args)
+        )
+        print(shlex.join(evaluator))
         return 0
     if args.eval_output and not args.dataset:
         print("error: --eval-output needs --dataset (the split to evaluate)", file=sys.stderr)
@@ -228,8 +258,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 if not structured:
                     print(f"note: {args.backend} ignores response_format, so the command has no --structured")
                 command = eval_command(
-                    server.base_url, server.model_name, args.dataset, structured, task=args.task
-                )
+                    server.base_url, server.model_name, args.dataset, structured, task=args.task,
+                    extra=_quantization_args(args),
+                )  # fmt: skip
                 print(f"evaluate with:\n  {shlex.join(command)}")
                 print(f"stop with Ctrl-C, or: kill {os.getpid()}", flush=True)
                 code = server.process.wait() if server.process else 0

