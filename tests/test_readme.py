@@ -3,14 +3,15 @@
 The blocks run in a fresh working directory laid out like a checkout (the repository's top-level
 entries linked in, no ``out/``), README.md first and then the folder READMEs, so each path a
 command uses must be created by an earlier block. A block whose info string says ``gpu`` (needs
-a GPU and the 11B weights), ``slow`` (a benchmark that takes minutes) or ``ci`` (the two commands
-themselves: CI runs ``make test``, and ``tests/torchtune_ext/test_demo.py`` runs ``make demo``'s
-job) is not run; its files and ``make`` targets must exist and every flag it passes must be in
+a GPU and the 11B weights), ``server`` (talks to a server started by hand in another shell),
+``slow`` (a benchmark that takes minutes) or ``ci`` (the two commands themselves: CI runs
+``make test``, and ``tests/torchtune_ext/test_demo.py`` runs ``make demo``'s job) is not run; its files and ``make`` targets must exist and every flag it passes must be in
 the command's ``--help``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -22,18 +23,23 @@ from pathlib import Path
 import pytest
 from testing_utils import REPO
 
-#: The documents, in the order their blocks run.
-DOCS = [
+#: The documents whose blocks run first, in this order; every other README.md follows, sorted.
+FIRST = [
     "README.md",
     "torchtune_ext/data/README.md",
     "configs/README.md",
     "recipes/README.md",
     "eval/README.md",
-    "torchtune_ext/models/llama3_2_vision/README.md",
-    "benchmarks/README.md",
 ]
+DOCS = FIRST + sorted(
+    str(p.relative_to(REPO))
+    for p in REPO.rglob("README.md")
+    if str(p.relative_to(REPO)) not in FIRST
+    and not {"out", "tests", ".git"} & set(p.relative_to(REPO).parts)
+    and not any(part.startswith(".venv") for part in p.parts)
+)
 #: Info-string words that mark a block as checked, not run.
-NOT_RUN = {"gpu", "slow", "ci"}
+NOT_RUN = {"gpu", "slow", "ci", "server"}
 
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
@@ -76,7 +82,10 @@ def commands(block: Block) -> list[list[str]]:
     for line in joined.splitlines():
         line = line.split(" #", 1)[0] if not line.lstrip().startswith("#") else ""
         if line.strip():
-            out.append(shlex.split(line))
+            try:
+                out.append(shlex.split(line))
+            except ValueError:  # a heredoc body or other non-command text
+                continue
     return out
 
 
@@ -88,16 +97,21 @@ def test_the_front_door_is_short_and_has_runnable_blocks() -> None:
 
 
 def _help_of(argv: list[str]) -> str | None:
-    """``--help`` of a ``python -m MOD`` / ``python FILE`` / ``tune`` command, or None if not one."""
+    """``--help`` of a ``python -m MOD`` / ``python FILE`` command, or None if not one."""
     if argv[0] == "python" and len(argv) > 2 and argv[1] == "-m":
-        cmd = [sys.executable, "-m", argv[2]]
-        # subcommand tools: the first positional names the subcommand
-        if len(argv) > 3 and not argv[3].startswith("-") and argv[2] in ("torchtune_ext.data.synth", "eval"):
-            cmd.append(argv[3])
+        cmd = ("-m", argv[2])
+        if len(argv) > 3 and not argv[3].startswith("-"):  # a subcommand
+            cmd += (argv[3],)
     elif argv[0] == "python" and len(argv) > 1 and argv[1].endswith(".py"):
-        cmd = [sys.executable, argv[1]]
+        cmd = (argv[1],)
     else:
         return None
+    return _help(cmd)
+
+
+@functools.cache
+def _help(cmd: tuple[str, ...]) -> str:
+    cmd = (sys.executable, *cmd)
     proc = subprocess.run(
         [*cmd, "--help"], cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -121,7 +135,8 @@ def test_blocks_not_run_name_real_files_and_flags(block: Block) -> None:
         help_text = _help_of(argv)
         if help_text is None:
             continue
-        for flag in (w.split("=", 1)[0] for w in argv if w.startswith("--")):
+        ours = argv[: argv.index("--")] if "--" in argv else argv  # after "--": the server's own flags
+        for flag in (w.split("=", 1)[0] for w in ours if w.startswith("--")):
             assert re.search(rf"(^|[\s,\[]){re.escape(flag)}\b", help_text), f"{block}: {flag} not in --help"
 
 
