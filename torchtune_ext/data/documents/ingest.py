@@ -141,6 +141,7 @@ class _Ingest:
             self.keys.add((row["doc_id"], row["page"]))
             self.ids.add(str(row.get("id")))
         self.docs_there = {doc for doc, _ in self.keys}
+        self.listed: set[Path] = set()  # images that rows of a JSONL or ShareGPT file name
 
     def _target(self, value: Any, where: str) -> Optional[dict[str, Any]]:
         """A source label: an object (checked against the schema, if given) or None."""
@@ -244,6 +245,7 @@ class _Ingest:
         rows: list[dict[str, Any]],
     ) -> None:
         """Add one row of a JSONL or ShareGPT source (problems are recorded, not raised)."""
+        self.listed.add(image.resolve())
         try:
             if not image.is_file():
                 raise DatasetRowError(f"{where}: image not found: {image}")
@@ -337,29 +339,34 @@ def ingest(
     run = _Ingest(out, labels, dpi, preprocess or Preprocess(), schema)
     files = list(_files(paths, out.resolve()))
     page_stems = {(p.parent, p.stem) for p in files if p.suffix.lower() in IMAGE_SUFFIXES | {".pdf"}}
-    docs: list[_Doc] = []
+    found: dict[Path, Optional[_Doc]] = {}
+    # rows first: an image a JSONL or ShareGPT file lists is that row's page, not a page of its own
     for path in files:
         suffix = path.suffix.lower()
+        is_sharegpt = (
+            suffix == ".json" and path.name != DATASET_INFO and (path.parent, path.stem) not in page_stems
+        )
+        if is_sharegpt and run.labels_dir is not None and path.parent.resolve() == run.labels_dir.resolve():
+            continue  # a label of a file found elsewhere
+        try:
+            if suffix == ".jsonl":
+                found[path] = run.jsonl(path)
+            elif is_sharegpt:
+                found[path] = run.sharegpt(path)
+        except (DatasetRowError, OSError) as exc:
+            run.report.problems.append(str(exc))
+    for path in files:
+        suffix = path.suffix.lower()
+        if path.resolve() in run.listed:
+            continue
         try:
             if suffix == ".pdf":
-                doc = run.pdf(path)
+                found[path] = run.pdf(path)
             elif suffix in IMAGE_SUFFIXES:
-                doc = run.image(path)
-            elif suffix == ".jsonl":
-                doc = run.jsonl(path)
-            elif (
-                suffix == ".json" and path.name != DATASET_INFO and (path.parent, path.stem) not in page_stems
-            ):
-                if run.labels_dir is not None and path.parent.resolve() == run.labels_dir.resolve():
-                    continue  # a label of a file found elsewhere
-                doc = run.sharegpt(path)
-            else:
-                continue
+                found[path] = run.image(path)
         except (PdfError, DatasetRowError, OSError) as exc:
             run.report.problems.append(str(exc))
-            continue
-        if doc is not None:
-            docs.append(doc)
+    docs = [doc for path in files if (doc := found.get(path)) is not None]
     jobs = [job for doc in docs for job in doc.jobs]
     results = render_pages(jobs, workers or os.cpu_count() or 1)
     for doc in docs:

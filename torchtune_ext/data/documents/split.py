@@ -167,6 +167,7 @@ def split_documents(
     report = SplitReport()
     records = _labelled(pages, loaded, report)
     by_split: dict[str, list[Any]] = {name: [] for name in SPLITS}
+    shares = {"test": test, "validation": validation, "train": 1 - test - validation}
     for record in records.values():
         by_split[assign_split(record.doc_id, seed, test, validation)].append(record)
     for name, chosen in by_split.items():
@@ -178,7 +179,7 @@ def split_documents(
             dest = root / "images" / f"{record.id}{record.image.suffix.lower()}"
             copy_file(record.image, dest)
             rows.append({**record_row(record, root), "image": f"images/{dest.name}"})
-        if rows or root.is_dir():
+        if rows or root.is_dir() or shares[name] > 0:  # an empty split with a share still gets its file
             write_jsonl_atomic(root / DATA_FILE, rows)
         report.pages[name] = len(rows)
         report.documents[name] = len({r.doc_id for r in chosen})
