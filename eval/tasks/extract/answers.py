@@ -19,11 +19,23 @@ from typing import Any, Optional
 
 from eval.tasks.extract.schema import ExtractSchema, SchemaFileError, declared_types
 
-__all__ = ["default_prompt", "describe_fields", "render_prompt", "read_prompt_file", "target_json"]
+__all__ = [
+    "INTRO",
+    "NULLS",
+    "ONLY",
+    "default_prompt",
+    "describe_fields",
+    "read_prompt_file",
+    "render_prompt",
+    "target_json",
+]
 
-_INTRO = "Extract the fields of this {title} as one JSON object:"
-_NULLS = "Use null for a value the page does not show."
-_ONLY = "Answer with the JSON object only."
+#: First line of the generated prompt (``{title}``: the schema's title).
+INTRO = "Extract the fields of this {title} as one JSON object:"
+#: Said when a field may be null.
+NULLS = "Use null for a value the page does not show."
+#: Last sentence of the generated prompt.
+ONLY = "Answer with the JSON object only."
 
 
 def _type_text(schema: ExtractSchema, node: Mapping[str, Any]) -> tuple[str, bool, Optional[dict[str, Any]]]:
@@ -95,8 +107,8 @@ def default_prompt(schema: ExtractSchema) -> str:
     out: list[str] = []
     nullable = _lines(schema, schema.schema, 0, out)
     title = " ".join(schema.title.replace("_", " ").split()) or "data"
-    tail = f"{_NULLS} {_ONLY}" if nullable else _ONLY
-    return "\n".join([_INTRO.format(title=title), *out, tail])
+    tail = f"{NULLS} {ONLY}" if nullable else ONLY
+    return "\n".join([INTRO.format(title=title), *out, tail])
 
 
 def render_prompt(template: str, schema: ExtractSchema) -> str:

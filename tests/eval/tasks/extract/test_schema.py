@@ -14,6 +14,7 @@ from eval.tasks.extract import (
     schema_from_dict,
     target_json,
 )
+from eval.tasks.extract.answers import INTRO, NULLS, ONLY
 from eval.tasks.extract.schema import format_path
 
 INVOICE = {
@@ -151,15 +152,15 @@ def test_target_keeps_values_and_non_ascii_and_follows_schema_order(tmp_path: Pa
 def test_default_prompt_lists_nested_fields(tmp_path: Path) -> None:
     schema = load_schema(_write(tmp_path, INVOICE))
     prompt = default_prompt(schema)
-    assert prompt.splitlines()[0] == "Extract the fields of this invoice page as one JSON object:"
+    assert prompt.splitlines()[0] == INTRO.format(title="invoice page")
     assert "- number (text): as printed" in prompt
     assert "- date (date, YYYY-MM-DD)" in prompt and '- currency (one of: "USD", "SAR")' in prompt
     assert "- sender (object)\n  - name (text)\n  - tax_id (text, or null)" in prompt
     assert "- items (list of objects)\n  - name (text)\n  - qty (integer)\n  - total (number)" in prompt
     assert "- total (number, or null)" in prompt and "- tags (list of text values)" in prompt
-    assert prompt.endswith("Use null for a value the page does not show. Answer with the JSON object only.")
+    assert prompt.endswith(f"\n{NULLS} {ONLY}")
     no_nulls = schema_from_dict({"type": "object", "properties": {"a": {"type": "string"}}})
-    assert default_prompt(no_nulls).endswith("- a (text)\nAnswer with the JSON object only.")
+    assert default_prompt(no_nulls).endswith(f"- a (text)\n{ONLY}")
 
 
 def test_prompt_file_placeholders(tmp_path: Path) -> None:
