@@ -328,11 +328,13 @@ def _write_outputs(
     labels, review = [], []
     counts = {"accepted": 0, "review": 0, "failed": 0, "http_error": 0}
     first_http: Optional[str] = None
+    first_failure: Optional[str] = None
     for i in todo:
         rec = records.get(i)
         page: ExtractRecord = split.row(i)
         if rec is None or rec.get("status") == "request_failed":
             counts["failed"] += rec is not None
+            first_failure = first_failure or (rec or {}).get("error")
             continue
         score = rec.get("score") or {}
         if rec.get("status") == "http_error":
@@ -354,6 +356,12 @@ def _write_outputs(
     if first_http:
         print(
             f"error: {counts['http_error']} request(s) got an HTTP error; first: {first_http}",
+            file=sys.stderr,
+        )
+    if first_failure:
+        print(
+            f"{counts['failed']} request(s) failed after retries (first: {first_failure}); "
+            "rerun the same command to retry them",
             file=sys.stderr,
         )
     return counts
@@ -427,11 +435,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if outcome.interrupted:
         print("interrupted; rerun the same command to continue", file=sys.stderr)
         return 130
-    if counts["failed"]:
-        print(
-            f"{counts['failed']} request(s) failed after retries; rerun the same command to retry them",
-            file=sys.stderr,
-        )
     return 1 if counts["failed"] or counts["http_error"] else 0
 
 

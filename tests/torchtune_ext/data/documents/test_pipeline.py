@@ -86,7 +86,7 @@ def pages(tmp_path: Path) -> tuple[Path, Path]:
 def _label_args(server: ServerProcess, invoices: Path, pages: Path, *extra: str) -> list[str]:
     return ["python", "-m", "torchtune_ext.data.documents.label", "--pages", str(pages),
             "--schema", str(invoices / "schema.json"), "--rules", str(invoices / "rules.json"),
-            "--server_url", server.base_url, "--model", MODEL_NAME,
+            "--server_url", server.base_url, "--model", MODEL_NAME, "--bounded_schema", "--max_string_chars", "24",
             "--max_tokens", "2048", "--retries", "0", "--no_progress", *extra]  # fmt: skip
 
 
