@@ -99,7 +99,8 @@ def count_pages(pdf: Path) -> int:
     try:
         doc = pdfium.PdfDocument(str(pdf))
     except pdfium.PdfiumError as exc:
-        raise PdfError(f"{pdf}: not a readable PDF ({exc})") from exc
+        what = "a password-protected PDF" if "password" in str(exc).lower() else "not a readable PDF"
+        raise PdfError(f"{pdf}: {what} ({exc})") from exc
     try:
         n = len(doc)
     finally:

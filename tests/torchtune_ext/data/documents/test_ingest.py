@@ -13,6 +13,18 @@ from torchtune_ext.data.documents.pages import file_sha256, page_id
 from torchtune_ext.data.documents.render import Preprocess
 
 
+def _locked_pdf(path: Path) -> None:
+    from fpdf import FPDF
+    from fpdf.enums import EncryptionMethod
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.cell(0, 10, "confidential")
+    pdf.set_encryption(owner_password="owner", user_password="user", encryption_method=EncryptionMethod.RC4)
+    pdf.output(str(path))
+
+
 def _rows(pages: Path) -> list[dict]:
     return [json.loads(line) for line in (pages / "data.jsonl").read_text(encoding="utf-8").splitlines()]
 
@@ -41,13 +53,15 @@ def test_bad_pdfs_are_named_on_one_line_and_the_rest_is_kept(invoices: Path, tmp
     whole = (src / "invoice-0000.pdf").read_bytes()
     (src / "cut.pdf").write_bytes(whole[: len(whole) // 3])
     (src / "empty.pdf").write_bytes(b"")
+    _locked_pdf(src / "locked.pdf")
     out = tmp_path / "pages"
     assert main([str(src), "--output-dir", str(out), "--dpi", "40", "--workers", "2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("skipped: ") for line in err)
-    for name in ("garbage.pdf", "cut.pdf", "empty.pdf"):
+    assert len(err) == 4 and all(line.startswith("skipped: ") for line in err)
+    for name in ("garbage.pdf", "cut.pdf", "empty.pdf", "locked.pdf"):
         assert sum(f"{src / name}: " in line for line in err) == 1
-    assert "not a readable PDF" in err[0]
+    assert any(line.startswith(f"skipped: {src / 'garbage.pdf'}: not a readable PDF (") for line in err)
+    assert any(line.startswith(f"skipped: {src / 'locked.pdf'}: a password-protected PDF (") for line in err)
     assert len(_rows(out)) == 6 and len(list((out / "images").iterdir())) == 6  # the good ones are all there
 
 
