@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -268,9 +269,12 @@ def _claim_teacher_dir(pages: Path, identity: Mapping[str, Any], overwrite: bool
             (pages / name).unlink(missing_ok=True)
     run_file = teacher / RUN_FILE
     if run_file.is_file():
-        import json
-
-        before = json.loads(run_file.read_text(encoding="utf-8")).get("identity", {})
+        try:
+            before = json.loads(run_file.read_text(encoding="utf-8")).get("identity", {})
+        except (ValueError, AttributeError) as exc:
+            raise _InputError(
+                f"{run_file}: not the teacher's run file ({exc}); pass --overwrite to start over"
+            ) from exc
         diff = [k for k in identity if before.get(k) != identity[k]]
         if diff:
             raise _InputError(
