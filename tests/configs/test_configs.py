@@ -46,7 +46,7 @@ def _data_dirs(request: pytest.FixtureRequest) -> dict[str, Callable[[], Path]]:
     def task(name: str) -> Callable[[], Path]:
         return lambda: request.getfixturevalue("task_data")[name]
 
-    names = ("classify", "detect", "docvqa")
+    names = ("classify", "detect", "docvqa", "extract")
     tasks = {f"torchtune_ext.datasets.{name}_dataset": task(name) for name in names}
     return {"torchtune_ext.datasets.w2_dataset": lambda: request.getfixturevalue("w2_data"), **tasks}
 

@@ -8,6 +8,7 @@ definition in :mod:`eval.tasks`.
 from torchtune_ext.datasets._classify import ClassifyDataset, classify_dataset
 from torchtune_ext.datasets._detect import detect_dataset
 from torchtune_ext.datasets._docvqa import docvqa_dataset
+from torchtune_ext.datasets._extract import extract_dataset
 from torchtune_ext.datasets._image_task import Example, ImageTaskDataset, image_task_messages
 from torchtune_ext.datasets._w2 import W2DataError, W2Dataset, W2ToMessages, parse_ground_truth, w2_dataset
 
@@ -21,6 +22,7 @@ __all__ = [
     "classify_dataset",
     "detect_dataset",
     "docvqa_dataset",
+    "extract_dataset",
     "image_task_messages",
     "parse_ground_truth",
     "w2_dataset",

@@ -72,7 +72,8 @@ def test_declared_bounds_kept_and_values_not_treated_as_schemas() -> None:
     }
     out = bounded_json_schema(schema, max_string_chars=10, max_abs_number=100, max_items=7)
     props = out["properties"]
-    assert props["type"]["pattern"].endswith("{1,5}$") and props["type"]["maxLength"] == 5
+    # the declared length moves into the pattern: vLLM 0.32 refuses a pattern beside a length bound
+    assert props["type"]["pattern"].endswith("{1,5}$") and not {"maxLength", "minLength"} & set(props["type"])
     assert "pattern" not in props["enum"]
     assert (props["n"]["minimum"], props["n"]["maximum"]) == (0, 100)
     assert props["xs"]["maxItems"] == 3 and props["xs"]["items"]["maximum"] == 100
@@ -85,3 +86,15 @@ def test_declared_bounds_kept_and_values_not_treated_as_schemas() -> None:
 def test_bad_bounds_rejected() -> None:
     with pytest.raises(ValueError, match="positive"):
         bounded_json_schema({"type": "string"}, max_string_chars=0)
+
+
+def test_long_bounds_are_chained_in_pieces_xgrammar_compiles() -> None:
+    from eval.core.schema_bounds import MAX_REPEAT, string_pattern
+
+    assert string_pattern(0, 64) == '^[^\\x00-\\x1f"\\\\]{0,64}$'
+    for low, high in [(0, MAX_REPEAT + 1), (3, 300), (130, 260), (0, 0)]:
+        pattern = string_pattern(low, high)
+        counts = [int(n) for n in re.findall(r"\{(?:0,)?(\d+)\}", pattern)]
+        assert all(n <= MAX_REPEAT for n in counts), pattern
+        for n in range(high + 3):
+            assert (re.fullmatch(pattern, "é" * n) is not None) == (low <= n <= high), (low, high, n)

@@ -1,11 +1,12 @@
 """Normalisation rules, percentiles and serving statistics, on hand-computed cases."""
 
+import datetime
 from decimal import Decimal
 
 import pytest
 
 from eval.core.report import percentile, serving_stats
-from eval.core.values import EMPTY, normalize_text, normalize_value, to_cents
+from eval.core.values import EMPTY, normalize_text, normalize_value, to_cents, to_date
 
 
 @pytest.mark.parametrize(
@@ -41,6 +42,15 @@ from eval.core.values import EMPTY, normalize_text, normalize_value, to_cents
         ("digits", "123-45-6789", "123-45-6780", False),
         ("digits", "unknown", "UNKNOWN", True),  # no digits: compared as text
         ("digits", None, "None", True),
+        # dates: year-first calendar dates, any of - / . as separator, time part ignored
+        ("date", "2024-03-05", "2024/3/5", True),
+        ("date", "2024.03.05", "2024-03-05T10:30:00Z", True),
+        ("date", "2024-03-05", "2024-03-06", False),
+        ("date", "05/03/2024", "2024-03-05", False),  # day-first is not guessed: compared as text
+        ("date", "05/03/2024", "05/03/2024", True),
+        ("date", "2024-02-30", "2024-03-01", False),  # not a date: text
+        ("date", "2024-03-05", None, False),
+        ("date", "", None, True),
     ],
 )
 def test_normalised_equality(kind: str, a: object, b: object, equal: bool) -> None:
@@ -56,6 +66,8 @@ def test_normalised_forms() -> None:
     assert to_cents("1.005") == Decimal("1.01")
     assert to_cents(float("nan")) is None
     assert to_cents("1.2.3") is None
+    assert normalize_value("2024-3-5", "date") == ("date", datetime.date(2024, 3, 5))
+    assert to_date("2024-13-01") is None and to_date(20240305) is None
     with pytest.raises(ValueError, match="unknown value kind"):
         normalize_value(1, "money")
 

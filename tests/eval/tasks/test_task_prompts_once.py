@@ -1,4 +1,4 @@
-"""The classification, detection and DocVQA prompts exist once, in their eval/tasks module.
+"""The classification, detection, DocVQA and extraction prompts exist once, in their eval/tasks module.
 
 Scans every file git tracks for a distinctive fragment of each prompt (any spacing or case),
 so a prompt copied into a builder, a config or the evaluator fails here.
@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from eval.tasks import classify, detect, docvqa
+from eval.tasks import classify, detect, docvqa, extract
 
 ROOT = Path(__file__).resolve().parents[3]
 FRAGMENTS = {
     "eval/tasks/classify/labels.py": "Which one of these labels fits this image?",
     "eval/tasks/detect/boxes.py": "integer corners on a 0-1000 grid",
     "eval/tasks/docvqa/answers.py": "Answer the question using the text in this document.",
+    "eval/tasks/extract/answers.py": "Use null for a value the page does not show.",
 }
 
 
@@ -28,6 +29,8 @@ def test_fragments_are_in_the_prompts():
     assert FRAGMENTS["eval/tasks/classify/labels.py"] in classify.prompt(["A", "B"])
     assert FRAGMENTS["eval/tasks/detect/boxes.py"] in detect.prompt()
     assert FRAGMENTS["eval/tasks/docvqa/answers.py"] in docvqa.prompt("q")
+    nullable = extract.schema_from_dict({"type": "object", "properties": {"a": {"type": ["string", "null"]}}})
+    assert FRAGMENTS["eval/tasks/extract/answers.py"] in extract.default_prompt(nullable)
 
 
 def test_each_prompt_is_defined_once():
