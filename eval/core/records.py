@@ -114,22 +114,27 @@ _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
 
 def open_upright(path: str | Path) -> Any:
-    """Open an image as it is displayed: decoded, EXIF orientation applied, RGB.
+    """Open an image as it is displayed: decoded, EXIF orientation applied, RGB by the colour rule.
 
     This is what ``datasets.Image`` decoding and the servers' image loaders show the model, so
-    training, box conversion and overlays all use the same orientation.
+    training, box conversion and overlays all use the same orientation; transparency is
+    composited on white (:func:`eval.core.images.to_rgb`), as the servers' image processors do.
 
     Args:
         path (str | Path): the image file.
 
     Returns:
         PIL.Image.Image: the upright RGB image.
-    """
-    from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
-        upright = ImageOps.exif_transpose(im)
-        return upright.convert("RGB")
+    Raises:
+        eval.core.images.ImageError: if the image is not usable (too large, does not decode).
+    """
+    from PIL import ImageOps
+
+    from eval.core.images import decode_image, to_rgb
+
+    with decode_image(Path(path)) as im:
+        return to_rgb(ImageOps.exif_transpose(im))
 
 
 def upright_size(path: str | Path) -> tuple[int, int]:
@@ -140,10 +145,15 @@ def upright_size(path: str | Path) -> tuple[int, int]:
 
     Returns:
         tuple[int, int]: ``(width, height)``.
-    """
-    from PIL import ExifTags, Image
 
-    with Image.open(path) as im:
+    Raises:
+        eval.core.images.ImageError: if the file is not an image or is over the size limit.
+    """
+    from PIL import ExifTags
+
+    from eval.core.images import open_image
+
+    with open_image(Path(path)) as im:
         width, height = im.size
         if im.getexif().get(ExifTags.Base.Orientation) in _SWAPS_AXES:
             return height, width

@@ -5,9 +5,11 @@
 * :class:`RecordSplit`: validated records read from a JSONL file (:mod:`eval.core.records`).
 
 Rows are addressed by their index in the split, which is the stable id every evaluator writes
-to its results. Images are read undecoded: the stored bytes go to the server as they are, so
-nothing is re-encoded and a broken image is reported for its row
-(:func:`read_image_bytes`) instead of failing the whole load.
+to its results. Images are read undecoded, then checked row by row by the image policy of
+:mod:`eval.core.images` (size limit, complete decode) in :func:`read_image_bytes`: an unusable
+image is reported for its row (an input error) instead of failing the whole load, and a usable
+one goes to the server as stored (re-encoded only when it has transparency or a format servers
+may not take).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "ArrowSplit",
     "DatasetError",
     "InputError",
+    "SENDABLE_FORMATS",
     "RecordSplit",
     "load_arrow_split",
     "parse_json_column",
@@ -130,8 +133,23 @@ def load_arrow_split(path: str | Path) -> ArrowSplit:
     return ArrowSplit(split_dir, ds, image_column)
 
 
+#: Image formats sent as stored; any other format is re-encoded as PNG.
+SENDABLE_FORMATS: dict[str, str] = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+}
+
+
 def read_image_bytes(value: Any, row_id: int, column: str = "image") -> tuple[bytes, str]:
-    """Get an image's encoded bytes and MIME type, checking that it decodes.
+    """Get the image to send for a row, checked by the image policy (:mod:`eval.core.images`).
+
+    The image must be within the size limit and decode completely. It is sent as stored when
+    it is a PNG, JPEG, WebP or GIF without transparency. Otherwise it is re-encoded as PNG: an
+    image with transparency is composited on white (:func:`eval.core.images.to_rgb`, after its
+    EXIF orientation is applied), so every server sees the pixels training sees, whatever its
+    own conversion does; another format is converted the same way.
 
     Args:
         value (Any): an undecoded HF image (``{"bytes", "path"}``), raw ``bytes`` or a PIL image.
@@ -139,46 +157,45 @@ def read_image_bytes(value: Any, row_id: int, column: str = "image") -> tuple[by
         column (str): the column, for error messages.
 
     Returns:
-        tuple[bytes, str]: the encoded image (PNG/JPEG/WebP/GIF as stored, anything else
-        re-encoded to PNG) and its MIME type.
+        tuple[bytes, str]: the encoded image and its MIME type.
 
     Raises:
-        InputError: if there is no image or it does not decode; the message names the row.
+        InputError: if there is no image, or it is not usable (too large, does not decode);
+            the message names the row and the column.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
-    if isinstance(value, Image.Image):
-        buf = io.BytesIO()
-        value.save(buf, format="PNG")
-        return buf.getvalue(), "image/png"
+    from eval.core.images import ImageError, check_size, decode_image, has_transparency, to_rgb
+
     data: Optional[bytes] = None
-    if isinstance(value, (bytes, bytearray)):
-        data = bytes(value)
-    elif isinstance(value, Mapping):
-        if value.get("bytes"):
-            data = value["bytes"]
-        elif value.get("path"):
-            try:
-                data = Path(value["path"]).read_bytes()
-            except OSError as exc:
-                raise InputError(
-                    f"row {row_id}: column {column!r}: cannot read {value['path']}: {exc}"
-                ) from exc
-    if not data:
-        raise InputError(f"row {row_id}: column {column!r}: no image")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt = img.format
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"row {row_id}: column {column!r}: image does not decode: {exc}") from exc
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}.get(fmt or "")
-    if mime is None:
-        with Image.open(io.BytesIO(data)) as img:
-            buf = io.BytesIO()
-            img.save(buf, format="PNG")
-        return buf.getvalue(), "image/png"
-    return data, mime
+        if isinstance(value, Image.Image):
+            check_size(*value.size)
+            image = value
+        else:
+            if isinstance(value, (bytes, bytearray)):
+                data = bytes(value)
+            elif isinstance(value, Mapping):
+                if value.get("bytes"):
+                    data = value["bytes"]
+                elif value.get("path"):
+                    try:
+                        data = Path(value["path"]).read_bytes()
+                    except OSError as exc:
+                        raise InputError(
+                            f"row {row_id}: column {column!r}: cannot read {value['path']}: {exc}"
+                        ) from exc
+            if not data:
+                raise InputError(f"row {row_id}: column {column!r}: no image")
+            image = decode_image(data)
+    except ImageError as exc:
+        raise InputError(f"row {row_id}: column {column!r}: {exc}") from None
+    mime = SENDABLE_FORMATS.get(image.format or "")
+    if data is not None and mime is not None and not has_transparency(image):
+        return data, mime
+    buf = io.BytesIO()
+    to_rgb(ImageOps.exif_transpose(image)).save(buf, format="PNG")
+    return buf.getvalue(), "image/png"
 
 
 def parse_json_column(value: Any, row_id: int, column: str) -> Any:

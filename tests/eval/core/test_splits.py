@@ -79,6 +79,26 @@ def test_read_image_bytes_formats_and_errors(tmp_path: Path) -> None:
         read_image_bytes({"bytes": None, "path": str(tmp_path / "missing.png")}, 7)
 
 
+def test_read_image_bytes_applies_the_image_policy() -> None:
+    from support.images import half_transparent_png, oversized_png, truncated_jpeg
+
+    with pytest.raises(
+        InputError, match=r"^row 3: column 'scan': image is too large: 12000x12000 = 144,000,000"
+    ):
+        read_image_bytes({"bytes": oversized_png(12000), "path": None}, 3, "scan")
+    with pytest.raises(InputError, match=r"^row 4: column 'image': image is too large: 196,000,000 pixels"):
+        read_image_bytes(oversized_png(14000), 4)
+    with pytest.raises(InputError, match=r"^row 5: column 'image': image does not decode \(OSError"):
+        read_image_bytes(truncated_jpeg(), 5)  # a valid header: only decoding finds it
+    with pytest.raises(InputError, match=r"^row 6: column 'image': image is too large"):
+        read_image_bytes(Image.new("1", (10000, 9000)), 6)
+    # Transparency is composited on white before sending, as training sees it.
+    sent, mime = read_image_bytes(half_transparent_png(), 7)
+    image = Image.open(io.BytesIO(sent))
+    assert mime == "image/png" and image.mode == "RGB"
+    assert image.getpixel((0, 0)) == (255, 127, 127) and image.getpixel((32, 24)) == (0, 0, 255)
+
+
 def test_parse_json_column() -> None:
     assert parse_json_column('{"a": 1}', 0, "ground_truth") == {"a": 1}
     assert parse_json_column({"a": 1}, 0, "ground_truth") == {"a": 1}

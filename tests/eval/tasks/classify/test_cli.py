@@ -106,3 +106,20 @@ def test_resume_refuses_another_label_set(tmp_path, kit, fault_server, cls_data,
     (tmp_path / "more.txt").write_text("Acme\nBorealis\nCobalt\n")  # another prompt: not the same run
     assert main(_args(srv.url, cls_data, out, "--resume", "--labels", str(tmp_path / "more.txt"))) == 2
     assert "holds a different run" in capsys.readouterr().err
+
+
+def test_a_truncated_jpeg_is_an_input_error_not_sent(tmp_path, kit, fault_server, cls_data):
+    from support.images import truncated_jpeg
+
+    rows = [json.loads(x) for x in (cls_data / "test" / "data.jsonl").read_text().splitlines()]
+    (cls_data / "test" / rows[2]["image"]).write_bytes(truncated_jpeg())
+    srv = fault_server(_payloads(kit, cls_data), {}, default=kit.ok('{"label": "Acme"}'))
+    out = tmp_path / "out"
+    assert main(_args(srv.url, cls_data, out)) == 0
+    records = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert records[2]["status"] == "input_error"
+    assert records[2]["error"].startswith(
+        "row 2: column 'image': image does not decode (OSError: image file is truncated"
+    )
+    assert sorted(s.row for s in srv.seen) == [0, 1, 3]
+    assert json.loads((out / "report.json").read_text())["metrics"]["accuracy"] == pytest.approx(1 / 3)

@@ -310,3 +310,34 @@ def test_ctrl_c_keeps_every_result_and_resume_finishes(tmp_path: Path, kit, faul
     assert sorted(s.row for s in healthy.seen) == [2, 3, 4]
     assert sorted(r["id"] for r in _lines(out)) == list(range(n))
     assert _report(out)["metrics"]["accuracy_strict"] == 1.0
+
+
+def test_an_oversized_image_is_its_rows_input_error_and_resume_works(
+    tmp_path: Path, kit, fault_server, no_chart
+) -> None:
+    from support.images import oversized_png
+
+    n = 4
+    gts = [kit.w2_record(i) for i in range(n)]
+    images = [kit.png_bytes(i) for i in range(n)]
+    images[1] = oversized_png(12000)  # over the policy's limit; Pillow alone only warns
+    images[2] = oversized_png(14000)  # over Pillow's own limit: DecompressionBombError
+    split = kit.save_split(tmp_path / "test", gts, images=images)
+    srv = fault_server(
+        {kit.b64(b): i for i, b in enumerate(images)}, {i: [kit.ok(target_json(gts[i]))] for i in range(n)}
+    )
+    out = tmp_path / "out"
+    assert main(_args(srv.url, split, out)) == 0
+    records = {r["id"]: r for r in _lines(out)}
+    assert [records[i]["status"] for i in range(n)] == ["ok", "input_error", "input_error", "ok"]
+    assert records[1]["error"] == (
+        "row 1: column 'image': image is too large: 12000x12000 = 144,000,000 pixels, over the limit of 89,478,485"
+    )
+    assert records[2]["error"].startswith("row 2: column 'image': image is too large: 196,000,000 pixels")
+    assert sorted(s.row for s in srv.seen) == [0, 3]  # never sent
+    report = _report(out)
+    assert report["counts"]["input_error"] == 2 and report["metrics"]["documents"] == 2
+    assert report["metrics"]["accuracy"] == 1.0 and report["complete"] is True
+    assert [e["ids"] for e in report["input_errors"]] == [[1], [2]]
+    assert main(_args(srv.url, split, out, "--resume")) == 0  # the same rows are final: nothing to send
+    assert len(srv.seen) == 2 and _report(out)["metrics"] == report["metrics"]
