@@ -13,13 +13,14 @@ over the prepared columns; the prompt and target serialisation come from
 :mod:`eval.tasks.w2`, the one definition evaluation also uses.
 
 Ground truth is parsed and checked against ``W2Form`` once, when the dataset is built;
-images are checked then too, without decoding pixels (header, and checksums for PNG),
-so every image is decoded exactly once, in ``__getitem__``.
+images are checked then too, by the image policy the evaluator also applies
+(:mod:`eval.core.images`: within the size limit, decodes completely), so a row that cannot be
+trained on is found before the first step, and ``skip_invalid`` can skip it. Samples are
+decoded again in ``__getitem__``, with transparency composited on white (the colour rule).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from torch.utils.data import Dataset
 from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
+from eval.core.images import ImageError, decode_image, has_transparency, to_rgb
 from eval.tasks.w2 import PROMPT, W2Form, target_json
 from torchtune_ext.datasets._image_task import image_task_messages
 
@@ -104,31 +106,25 @@ def parse_ground_truth(value: Any) -> dict[str, Any]:
 
 
 def _check_image(cell: Any) -> None:
-    """Check an undecoded HF Image cell without decoding its pixels."""
+    """Check an undecoded HF Image cell by the image policy (size limit, complete decode)."""
     if cell is None or (cell.get("bytes") is None and not cell.get("path")):
         raise W2DataError("image is missing")
     data, path = cell.get("bytes"), cell.get("path")
     if data is None and not os.path.exists(path):
         raise W2DataError(f"image file {path} does not exist")
-    source = io.BytesIO(data) if data is not None else path
     try:
-        with PILImage.open(source) as im:
-            im.verify()  # PNG: chunk checksums; others: header only. No pixel decoding.
-    except Exception as e:  # PIL raises many types for bad files
-        try:  # verify is stricter than decoding (e.g. a missing PNG end chunk): decode to be sure
-            if isinstance(source, io.BytesIO):
-                source.seek(0)
-            with PILImage.open(source) as im:
-                im.load()
-        except Exception:
-            raise W2DataError(f"image cannot be decoded ({type(e).__name__}: {e})") from None
+        decode_image(data if data is not None else path).close()
+    except ImageError as e:
+        raise W2DataError(str(e)) from None
 
 
 class _ImageCells:
     """Undecoded HF ``Image`` cells of one column, read straight from the Arrow table.
 
     Decoding repeats what ``datasets.Image.decode_example`` does for embedded bytes or a local
-    file (open, load, EXIF orientation, the feature's mode) without HF's per-row formatting.
+    file (open, load, EXIF orientation, the feature's mode) without HF's per-row formatting,
+    under the image policy (:mod:`eval.core.images`); an image with transparency becomes RGB
+    by its colour rule (composited on white) before the feature's mode is applied.
     """
 
     def __init__(self, ds: Any, column: str) -> None:
@@ -151,16 +147,17 @@ class _ImageCells:
 
         Raises:
             W2DataError: if the cell is empty.
-            Exception: whatever PIL raises for undecodable data.
+            ImageError: if the image is not usable (too large, does not decode).
         """
         cell = self._arrow[row].as_py()
         if cell is None or (cell.get("bytes") is None and not cell.get("path")):
             raise W2DataError("image is missing")
         data = cell.get("bytes")
-        image = PILImage.open(io.BytesIO(data) if data is not None else cell["path"])
-        image.load()
+        image = decode_image(data if data is not None else cell["path"])
         if image.getexif().get(ExifTags.Base.Orientation) is not None:
             image = ImageOps.exif_transpose(image)
+        if has_transparency(image):  # any other mode becomes RGB in the transform, by the same rule
+            image = to_rgb(image)
         if self._mode and image.mode != self._mode:
             image = image.convert(self._mode)
         return image
@@ -193,14 +190,16 @@ class W2Dataset(Dataset):
         data_dir (str | Path): a ``save_to_disk`` directory: a ``DatasetDict`` (then
             ``split`` picks the subdirectory) or a single split.
         split (str): split of a ``DatasetDict`` directory.
-        skip_invalid (bool): skip bad rows (and log their count once) instead of raising.
+        skip_invalid (bool): skip bad rows (and log their count once) instead of raising; a
+            split left with no row is still an error.
         filter_fn (Callable[[dict], bool] | None): keep only rows for which this returns True;
             it sees the raw row (decoded image, ground-truth string), like ``SFTDataset``'s.
         image_column (str): column of HF ``Image`` cells.
         ground_truth_column (str): column of ground-truth JSON (flat or ``gt_parse``-wrapped).
 
     Raises:
-        W2DataError: missing directory, split or column; a bad row when ``skip_invalid`` is False.
+        W2DataError: missing directory, split or column; a bad row when ``skip_invalid`` is
+            False; no usable row (the message says how many were skipped, and the first reasons).
     """
 
     def __init__(
@@ -254,6 +253,15 @@ class W2Dataset(Dataset):
                 continue
             self._rows.append(i)
             self._targets.append(target)
+        if not self._rows:
+            if self.skipped:
+                first = "; ".join(f"row {row}: {problem}" for row, problem in self.skipped[:3])
+                why = f"all {len(self.skipped)} rows were skipped (skip_invalid); first: {first}"
+            elif filter_fn is not None and len(ds):
+                why = f"filter_fn kept none of {len(ds)} rows"
+            else:
+                why = "the split has no rows"
+            raise W2DataError(f"{where}: no usable rows: {why}")
         if self.skipped:
             first_row, first_problem = self.skipped[0]
             log.warning(
@@ -292,9 +300,8 @@ class W2Dataset(Dataset):
         row = self._rows[index]
         try:
             image = self._cells.decode(row)
-        except Exception as e:  # passed the upfront checks but the pixels do not decode
-            problem = f"image cannot be decoded ({type(e).__name__}: {e})"
-            raise W2DataError(f"{self._where} row {row}: {problem}") from e
+        except ImageError as e:  # passed the upfront check: the data changed since
+            raise W2DataError(f"{self._where} row {row}: {e}") from e
         return self._prepare({"image": image, "target": self._targets[index]})
 
 

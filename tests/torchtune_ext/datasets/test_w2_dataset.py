@@ -152,6 +152,8 @@ def good_row() -> tuple[bytes, dict[str, Any]]:
 
 
 def _bad_rows(good_row: tuple[bytes, dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, Any, str]]:
+    from support.images import oversized_png, truncated_jpeg
+
     image, gt = good_row
     wrong_type = {**gt, FIELDS[9]: "lots"}
     missing = {k: v for k, v in gt.items() if k != FIELDS[3]}
@@ -159,8 +161,15 @@ def _bad_rows(good_row: tuple[bytes, dict[str, Any]]) -> list[tuple[str, dict[st
     ok = json.dumps(gt)
     return [
         ("missing image", None, ok, "image is missing"),
-        ("garbage image", {"bytes": b"not an image", "path": None}, ok, "image cannot be decoded"),
-        ("truncated image", {"bytes": image[: len(image) // 2], "path": None}, ok, "image cannot be decoded"),
+        ("garbage image", {"bytes": b"not an image", "path": None}, ok, "image does not decode"),
+        ("truncated image", {"bytes": image[: len(image) // 2], "path": None}, ok, "image does not decode"),
+        ("truncated jpeg", {"bytes": truncated_jpeg(), "path": None}, ok, "image does not decode (OSError"),
+        (
+            "oversized image",
+            {"bytes": oversized_png(12000), "path": None},
+            ok,
+            "image is too large: 12000x12000 = 144,000,000 pixels, over the limit of 89,478,485",
+        ),
         ("not json", {"bytes": image, "path": None}, "{box_1: 3", "ground_truth is not valid JSON"),
         ("not an object", {"bytes": image, "path": None}, "[1, 2]", "ground_truth is a JSON list"),
         ("no ground truth", {"bytes": image, "path": None}, None, "ground_truth is missing"),
@@ -245,16 +254,20 @@ def test_directory_split_and_column_errors(transform, prepared_dir: Path, tmp_pa
         w2_dataset(transform, data_dir=str(paths))  # a single-split directory is accepted as is
 
 
-def test_undecodable_jpeg_fails_at_access_naming_the_row(transform, good_row, tmp_path: Path) -> None:
-    """JPEG data is only checked by decoding; the upfront check reads headers, so this fails lazily."""
+def test_every_row_invalid_is_an_error_even_when_skipping(transform, good_row, tmp_path: Path) -> None:
+    """skip_invalid must not turn a dataset of bad rows into an empty one that trains 0 steps."""
     image, gt = good_row
-    buf = io.BytesIO()
-    Image.open(io.BytesIO(image)).save(buf, format="JPEG", quality=90)
-    truncated = buf.getvalue()[: len(buf.getvalue()) // 2]
-    path = _write(tmp_path / "lazy", [{"bytes": truncated, "path": None}], [json.dumps(gt)])
-    ds = w2_dataset(transform, data_dir=str(path))
-    with pytest.raises(W2DataError, match=r"split train row 0: image cannot be decoded \(OSError"):
-        ds[0]
+    bad = _bad_rows(good_row)[1:4]
+    path = _write(tmp_path / "all_bad", [c for _, c, _, _ in bad], [t for _, _, t, _ in bad])
+    with pytest.raises(W2DataError) as info:
+        w2_dataset(transform, data_dir=str(path), skip_invalid=True)
+    message = str(info.value)
+    assert message.startswith(f"{path} split train: no usable rows: all 3 rows were skipped (skip_invalid); ")
+    assert "first: row 0: image does not decode" in message and "row 1: image does not decode" in message
+    assert "\n" not in message
+    kept_none = _write(tmp_path / "filtered", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    with pytest.raises(W2DataError, match=r"split train: no usable rows: filter_fn kept none of 1 rows$"):
+        w2_dataset(transform, data_dir=str(kept_none), filter_fn=lambda row: False)
 
 
 def test_decoding_matches_hf_including_exif_orientation(good_row, tmp_path: Path) -> None:
