@@ -21,7 +21,6 @@ decoded again in ``__getitem__``, with transparency composited on white (the col
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -30,13 +29,13 @@ from typing import Any
 
 from PIL import ExifTags, ImageOps
 from PIL import Image as PILImage
-from pydantic import ValidationError
 from torch.utils.data import Dataset
 from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
 from eval.core.images import ImageError, decode_image, has_transparency, to_rgb
-from eval.tasks.w2 import PROMPT, W2Form, target_json
+from eval.tasks.w2 import PROMPT, GroundTruthError, target_json
+from eval.tasks.w2 import parse_ground_truth as eval_parse_ground_truth
 from torchtune_ext.datasets._image_task import image_task_messages
 
 __all__ = ["W2DataError", "W2Dataset", "W2ToMessages", "w2_dataset", "parse_ground_truth"]
@@ -69,40 +68,22 @@ class W2ToMessages(Transform):
 
 
 def parse_ground_truth(value: Any) -> dict[str, Any]:
-    """Parse one ``ground_truth`` cell (flat or ``{"gt_parse": ...}``) and check it against W2Form.
+    """Parse one ``ground_truth`` cell with :func:`eval.tasks.w2.parse_ground_truth` (the evaluator's check).
 
     Args:
-        value (Any): a JSON string, or an already-parsed mapping.
+        value (Any): a JSON string, or an already-parsed mapping (flat or ``{"gt_parse": ...}``).
 
     Returns:
         dict[str, Any]: the flat record, values as stored (``"None"`` stays a string).
 
     Raises:
         W2DataError: if the cell is missing, not valid JSON, not an object, or does not
-            match ``W2Form`` (the message says which fields and why).
+            match ``W2Form`` (the message names the key and why).
     """
-    if value is None:
-        raise W2DataError("ground_truth is missing")
-    if isinstance(value, str):
-        try:
-            obj = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise W2DataError(f"ground_truth is not valid JSON ({e})") from None
-    else:
-        obj = value
-    if isinstance(obj, Mapping) and "gt_parse" in obj:
-        obj = obj["gt_parse"]
-    if not isinstance(obj, Mapping):
-        raise W2DataError(f"ground_truth is a JSON {type(obj).__name__}, not an object")
     try:
-        W2Form.model_validate(obj)
-    except ValidationError as e:
-        errors = e.errors()
-        first = errors[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(record)"
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise W2DataError(f"ground_truth does not match W2Form: {where}: {first['msg']}{more}") from None
-    return dict(obj)
+        return eval_parse_ground_truth(value)
+    except GroundTruthError as e:
+        raise W2DataError(f"ground_truth {e}") from None
 
 
 def _check_image(cell: Any) -> None:

@@ -198,6 +198,28 @@ def _write(path: Path, cells: list[Any], truths: list[Any]) -> Path:
     return path
 
 
+def test_training_and_evaluation_reject_the_same_ground_truth(transform, good_row, tmp_path: Path) -> None:
+    """One validation (eval.tasks.w2.ground_truth) for the builder and the evaluator: same rows, same reason."""
+    from eval.core.splits import InputError
+    from eval.tasks.w2.task import W2Task
+
+    image, gt = good_row
+    cell = {"bytes": image, "path": None}
+    truths = [t for _, c, t, problem in _bad_rows(good_row) if c == cell and not problem.startswith("image")]
+    assert len(truths) == 6
+    truths.append(json.dumps({**gt, "box_99_unknown": "x"}))
+    for i, truth in enumerate(truths):
+        path = _write(tmp_path / f"gt{i}", [cell], [truth])
+        with pytest.raises(W2DataError) as trained:
+            w2_dataset(transform, data_dir=str(path))
+        task = W2Task()
+        split = task.load(path / "train")
+        with pytest.raises(InputError) as evaluated:
+            task.sample(split.row(0), 0)
+        reason = str(trained.value).split(" row 0: ground_truth ", 1)[1]
+        assert str(evaluated.value) == f"row 0: column 'ground_truth': {reason}", truth
+
+
 def test_path_only_image_cells_are_checked(tmp_path: Path, good_row) -> None:
     """save_to_disk embeds image bytes, but an in-memory HF Image cell may hold only a path."""
     missing = tmp_path / "gone.png"
