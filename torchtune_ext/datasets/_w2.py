@@ -21,6 +21,7 @@ decoded again in ``__getitem__``, with transparency composited on white (the col
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +35,7 @@ from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
 from eval.core.images import ImageError, decode_image, has_transparency, to_rgb
+from eval.core.splits import DatasetError, load_saved_split
 from eval.tasks.w2 import PROMPT, GroundTruthError, target_json
 from eval.tasks.w2 import parse_ground_truth as eval_parse_ground_truth
 from torchtune_ext.datasets._image_task import image_task_messages
@@ -145,20 +147,30 @@ class _ImageCells:
 
 
 def _load_split(data_dir: str | Path, split: str):  # -> datasets.Dataset
-    import datasets
-
+    """Load ``split`` of a ``DatasetDict`` directory (only that split is read), or a single-split directory."""
     path = Path(data_dir)
     if not path.is_dir():
         raise W2DataError(f"W-2 data directory {path} does not exist")
+    index = path / "dataset_dict.json"
     try:
-        ds = datasets.load_from_disk(str(path))
-    except FileNotFoundError as e:
-        raise W2DataError(f"{path} is not a dataset saved with save_to_disk ({e})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
-            raise W2DataError(f"{path} has no split {split!r}; it has {', '.join(ds) or 'none'}")
-        ds = ds[split]
-    return ds
+        if index.is_file():
+            names = _split_names(index)
+            if split not in names:
+                raise W2DataError(f"{path} has no split {split!r}; it has {', '.join(names) or 'none'}")
+            return load_saved_split(path / split)
+        return load_saved_split(path)
+    except DatasetError as e:  # one line naming the directory or the file at fault
+        raise W2DataError(str(e)) from None
+
+
+def _split_names(index: Path) -> list[str]:
+    try:
+        names = json.loads(index.read_text(encoding="utf-8")).get("splits")
+    except (OSError, ValueError, AttributeError) as e:  # UnicodeDecodeError is a ValueError
+        raise W2DataError(f"{index}: not valid JSON ({' '.join(str(e).split())})") from None
+    if not isinstance(names, list):
+        raise W2DataError(f"{index}: no list of splits ('splits')")
+    return [str(n) for n in names]
 
 
 class W2Dataset(Dataset):
@@ -235,13 +247,11 @@ class W2Dataset(Dataset):
             self._rows.append(i)
             self._targets.append(target)
         if not self._rows:
-            if self.skipped:
+            if self.skipped:  # _load_split refuses a split with no rows, so something was left out
                 first = "; ".join(f"row {row}: {problem}" for row, problem in self.skipped[:3])
                 why = f"all {len(self.skipped)} rows were skipped (skip_invalid); first: {first}"
-            elif filter_fn is not None and len(ds):
-                why = f"filter_fn kept none of {len(ds)} rows"
             else:
-                why = "the split has no rows"
+                why = f"filter_fn kept none of {len(ds)} rows"
             raise W2DataError(f"{where}: no usable rows: {why}")
         if self.skipped:
             first_row, first_problem = self.skipped[0]

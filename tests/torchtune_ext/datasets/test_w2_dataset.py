@@ -314,3 +314,30 @@ def test_decoding_matches_hf_including_exif_orientation(good_row, tmp_path: Path
         assert ours.size == theirs.size and ours.mode == theirs.mode
         assert ours.tobytes() == theirs.tobytes()
     assert cells.decode(1).size == (160, 128)  # transposed from 128x160
+
+
+def test_broken_directories_are_one_line_naming_the_path(transform, good_row, tmp_path: Path) -> None:
+    image, gt = good_row
+    empty = _write(tmp_path / "empty", [], [])
+    bad_state = _write(tmp_path / "bad_state", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    (bad_state / "train" / "state.json").write_text("{")
+    bad_dict = _write(tmp_path / "bad_dict", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    (bad_dict / "dataset_dict.json").write_bytes(b"\xff\xfe")
+    truncated = _write(tmp_path / "truncated", [{"bytes": image, "path": None}] * 8, [json.dumps(gt)] * 8)
+    arrow = next((truncated / "train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    # a broken split the run does not use does not stop it
+    other = _write(tmp_path / "other", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    (other / "test").mkdir()
+    (other / "test" / "state.json").write_text("{")
+    (other / "dataset_dict.json").write_text('{"splits": ["train", "test"]}')
+    assert len(w2_dataset(transform, data_dir=str(other))) == 1
+    cases = {
+        empty: rf"^{empty / 'train'}: the split is empty \(saved from 0 rows\)$",
+        bad_state: rf"^{bad_state / 'train' / 'state.json'}: not valid JSON \(.*\)$",
+        bad_dict: rf"^{bad_dict / 'dataset_dict.json'}: not valid JSON \(.*\)$",
+        truncated: rf"^{arrow}: cannot read the Arrow data, truncated or corrupt \(.*\)$",
+    }
+    for path, message in cases.items():
+        with pytest.raises(W2DataError, match=message):
+            w2_dataset(transform, data_dir=str(path))
