@@ -172,8 +172,9 @@ class ResultsLog:
     def read(self) -> dict[int, dict[str, Any]]:
         """Load the records, the last one of each id winning.
 
-        Lines that are not complete JSON objects (a write cut short by a kill) are skipped and
-        counted in :attr:`skipped_lines`; their ids are simply sent again on resume.
+        Lines that are not complete UTF-8 JSON objects (a write cut short by a kill, a damaged
+        file) are skipped and counted in :attr:`skipped_lines`; their ids are simply sent again
+        on resume.
 
         Returns:
             dict[int, dict[str, Any]]: records by id.
@@ -182,12 +183,12 @@ class ResultsLog:
         self.skipped_lines = 0
         if not self.path.exists():
             return records
-        with self.path.open(encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
+        with self.path.open("rb") as f:
+            for raw in f:
+                if not raw.strip():
                     continue
                 try:
-                    rec = json.loads(line)
+                    rec = json.loads(raw.decode("utf-8"))  # UnicodeDecodeError is a ValueError
                     rid = int(rec["id"])
                 except (ValueError, KeyError, TypeError):
                     self.skipped_lines += 1
