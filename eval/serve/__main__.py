@@ -10,7 +10,9 @@ then either
   Ctrl-C, ``kill PID`` (SIGTERM) or a closed terminal (SIGHUP); each stops the server's whole
   process group.
 
-Arguments after ``--`` go to the server unchanged. ``--dry-run`` prints both commands.
+Arguments after ``--`` go to the server unchanged. ``--dry-run`` prints both commands. Secrets
+in what is printed (``--api-key VALUE`` among the server arguments, credentials in a URL) are
+masked (:mod:`eval.core.redact`), also in the server's log lines shown with an error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from eval.core.redact import redact_argv
 from eval.serve.backends import BACKENDS, VLLM_MAX_NUM_SEQS, build_command, start_server
 from eval.serve.process import ServerError, ServerProcess, free_port, stop_on_signals
 
@@ -157,7 +160,7 @@ def _evaluate(server: ServerProcess, args: argparse.Namespace, structured: bool)
         server.base_url, server.model_name, args.dataset, structured, args.eval_output, args.task,
         shlex.split(args.eval_args),
     )  # fmt: skip
-    print(f"ready: {server.base_url}; running: {shlex.join(argv)}", flush=True)
+    print(f"ready: {server.base_url}; running: {shlex.join(redact_argv(argv))}", flush=True)
     try:
         return run_task(args.task, argv[3:])
     finally:
@@ -194,7 +197,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cmd, name = build_command(
             args.model, args.backend, host=args.host, port=port, python=args.python, **command_args
         )
-        print(shlex.join(cmd))
+        print(shlex.join(redact_argv(cmd)))
         url = f"http://{args.host}:{port}/v1"
         print(shlex.join(eval_command(url, name, args.dataset, structured, args.eval_output, args.task)))
         return 0
@@ -230,7 +233,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 command = eval_command(
                     server.base_url, server.model_name, args.dataset, structured, task=args.task
                 )
-                print(f"evaluate with:\n  {shlex.join(command)}")
+                print(f"evaluate with:\n  {shlex.join(redact_argv(command))}")
                 print(f"stop with Ctrl-C, or: kill {os.getpid()}", flush=True)
                 code = server.process.wait() if server.process else 0
             except KeyboardInterrupt:

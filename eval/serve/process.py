@@ -33,6 +33,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Optional
 
+from eval.core.redact import argv_secrets, redact_argv, redact_text
+
 __all__ = [
     "ServerError",
     "ServerProcess",
@@ -237,7 +239,7 @@ class ServerProcess:
             if code is not None:
                 raise ServerError(
                     f"server exited with status {code} before it was ready "
-                    f"({shlex.join(self.command)}){self.log_tail()}"
+                    f"({shlex.join(redact_argv(self.command))}){self.log_tail()}"
                 )
             healthy = healthy or self.healthy()
             if healthy and self.serves_model():
@@ -258,13 +260,15 @@ class ServerProcess:
             lines (int): how many.
 
         Returns:
-            str: ``"\\n--- last lines of LOG ---\\n..."`` or ``""``.
+            str: ``"\\n--- last lines of LOG ---\\n..."`` or ``""``; the command's secrets
+            (``--api-key`` values, credentials in URLs) masked, since servers echo their arguments.
         """
         try:
             text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         except OSError:
             return ""
-        return f"\n--- last lines of {self.log_path} ---\n" + "\n".join(text) if text else ""
+        shown = redact_text("\n".join(text), argv_secrets(self.command))
+        return f"\n--- last lines of {self.log_path} ---\n" + shown if text else ""
 
     def stop(self, timeout: float = 15.0) -> Optional[int]:
         """SIGTERM the process group, then SIGKILL after ``timeout`` seconds; no worker outlives it.

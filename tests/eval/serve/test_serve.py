@@ -245,3 +245,24 @@ def test_eval_output_runs_the_evaluation_then_stops(
     assert f"running: python -m eval.w2 --server_url {srv.url} --model tiny --dataset {split}" in printed
     assert json.loads((out / "report.json").read_text())["metrics"]["accuracy_strict"] == 1.0
     assert all(s.body["max_tokens"] == 64 for s in srv.seen)
+
+
+def test_secrets_in_server_arguments_are_masked_in_what_is_printed(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-sentinel-5150"
+    assert (
+        main(["--model", str(model_dir), "--backend", "vllm-cpu", "--dry-run", "--", "--api-key", secret])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "--api-key '***'" in printed and secret not in printed
+    echo = "import sys; print('non-default args:', sys.argv[1:]); sys.exit(3)"
+    crash = ServerProcess(
+        [sys.executable, "-c", echo, "--api-key", secret, "--url", f"http://bob:{secret}x@h/v1"],
+        f"http://127.0.0.1:{free_port()}/v1", "m", log_path=tmp_path / "crash.log",
+    )  # fmt: skip
+    with pytest.raises(ServerError) as info:
+        crash.start(timeout=30)
+    message = str(info.value)
+    assert "non-default args:" in message and "http://bob:***@h/v1" in message and secret not in message
