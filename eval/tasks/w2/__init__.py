@@ -8,6 +8,7 @@ ground-truth validation (:mod:`eval.tasks.w2.ground_truth`); the metrics are in
 from eval.tasks.w2.ground_truth import GroundTruthError, parse_ground_truth
 from eval.tasks.w2.schema import (
     FIELDS,
+    ID_LAYOUTS,
     ID_NUMBER_FIELDS,
     INT_FIELDS,
     MONEY_FIELDS,
@@ -20,6 +21,7 @@ from eval.tasks.w2.schema import (
 __all__ = [
     "FIELDS",
     "GroundTruthError",
+    "ID_LAYOUTS",
     "ID_NUMBER_FIELDS",
     "INT_FIELDS",
     "MONEY_FIELDS",
