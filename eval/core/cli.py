@@ -40,7 +40,7 @@ from typing import Any, Optional
 from eval.core.dir_lock import DirectoryLock, LockHeld
 from eval.core.redact import redact_text, redact_url, strip_userinfo, url_secrets
 from eval.core.splits import DatasetError
-from eval.core.task import Task
+from eval.core.task import Task, answer_token_budget
 
 __all__ = ["CLIError", "HelpFormatter", "RESUME_KEYS", "build_parser", "main", "run"]
 
@@ -145,7 +145,16 @@ def build_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     smp = p.add_argument_group("sampling")
     smp.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
     smp.add_argument("--seed", type=int, default=42, help="sampling seed sent to the server (negative: none)")
-    smp.add_argument("--max_tokens", "--max-tokens", type=int, default=8192, help="completion token limit")
+    smp.add_argument(
+        "--max_tokens",
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="completion token limit (default: from the task: its longest valid answer, counted as "
+        "one token per character, x1.25 + 64; strings of --max_string_chars characters, numbers "
+        "within +-1e9, at most 64 list items; e.g. W-2 3941, classification about 100; 8192 for a "
+        "task without a bound)",
+    )
     data = p.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -192,7 +201,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--retries must be >= 0, got {args.retries}")
     if args.timeout <= 0:
         raise CLIError(f"--timeout must be > 0, got {args.timeout}")
-    if args.max_tokens < 1:
+    if args.max_tokens is not None and args.max_tokens < 1:
         raise CLIError(f"--max_tokens must be >= 1, got {args.max_tokens}")
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite exclude each other")
@@ -330,6 +339,8 @@ def run(args: argparse.Namespace, task: Task) -> int:
         from eval.core.schema_bounds import BoundedSchemaTask
 
         task = BoundedSchemaTask(task, max_string_chars=args.max_string_chars)
+    if args.max_tokens is None:
+        args.max_tokens = answer_token_budget(task, args.max_string_chars)
     n = len(split) if args.limit <= 0 else min(args.limit, len(split))
     ids = list(range(n))
     identity = {

@@ -95,7 +95,11 @@ def test_every_fault_is_survived_and_scored(tmp_path: Path, kit, fault_server, c
         (msg,) = seen.body["messages"]
         assert [p["type"] for p in msg["content"]] == ["image_url", "text"]
         assert msg["content"][1]["text"] == PROMPT
-        assert (seen.body["temperature"], seen.body["seed"], seen.body["max_tokens"]) == (0.0, 42, 8192)
+        assert (seen.body["temperature"], seen.body["seed"], seen.body["max_tokens"]) == (
+            0.0,
+            42,
+            3941,
+        )  # the W-2 token budget
         assert "response_format" not in seen.body
         assert seen.headers.get("authorization") == "Bearer sk-sentinel-7f3a"
     for file in out.iterdir():
