@@ -7,8 +7,9 @@ then either
 * with ``--eval-output OUT --dataset SPLIT``: runs ``python -m eval.<task>`` against it into
   ``OUT`` and stops the server (exit status: the evaluator's), or
 * stays in the foreground, printing the evaluator command to run from another shell, until
-  Ctrl-C, ``kill PID`` (SIGTERM) or a closed terminal (SIGHUP); each stops the server's whole
-  process group.
+  Ctrl-C, ``kill PID`` (SIGTERM), a closed terminal (SIGHUP) or Ctrl-\\ (SIGQUIT); each stops
+  the server's whole process group. On Linux, even ``kill -9`` of this command stops the
+  server: the kernel sends it SIGTERM when its parent dies.
 
 Arguments after ``--`` go to the server unchanged. ``--dry-run`` prints both commands. Secrets
 in what is printed (``--api-key VALUE`` among the server arguments, credentials in a URL) are
@@ -174,7 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv (Optional[Sequence[str]]): arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        int: 0 after Ctrl-C/SIGTERM/SIGHUP, 1 if the server died, 2 if it could not start;
+        int: 0 after Ctrl-C/SIGTERM/SIGHUP/SIGQUIT, 1 if the server died, 2 if it could not start;
         with ``--eval-output``, the evaluator's exit status.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
