@@ -344,7 +344,7 @@ def _host_port(base_url: str) -> tuple[str, int]:
 
 
 #: The terminating signals a program can catch, besides SIGINT (Ctrl-C): kill, a closed
-#: terminal, Ctrl-\\.
+#: terminal, Ctrl-\.
 TERMINATING_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
 )
