@@ -33,6 +33,8 @@ _EXPORTS = {
     "load_arrow_split": "eval.core.splits",
     "InputError": "eval.core.splits",
     "DatasetError": "eval.core.splits",
+    "ImageError": "eval.core.images",
+    "MAX_IMAGE_PIXELS": "eval.core.images",
     "extract_json_object": "eval.core.replies",
     "extract_json_value": "eval.core.replies",
     "bounded_json_schema": "eval.core.schema_bounds",

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from omegaconf import DictConfig
-from PIL import Image
 from torchtune import config, training, utils
 
+from eval.core.records import open_upright
 from eval.tasks import get_task
 from torchtune_ext.generation import greedy_generate, user_message
 
@@ -84,13 +84,14 @@ class VisionGenerationRecipe:
 
         Raises:
             FileNotFoundError: if an image does not exist (named in the message).
+            eval.core.images.ImageError: if an image is over the size limit or does not decode.
         """
         results = []
         for path in cfg.images:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"image not found: {path}")
-            with Image.open(path) as img:
-                message = user_message(img.convert("RGB"), self._prompt)
+            # as training shows images: EXIF orientation applied, transparency on white
+            message = user_message(open_upright(path), self._prompt)
             t0 = time.perf_counter()
             ids = greedy_generate(
                 self._model,

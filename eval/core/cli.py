@@ -14,6 +14,12 @@ Files in ``--output_dir``: ``predictions.jsonl`` (one record per row, appended a
 arrive), ``run.json`` (what the run is, checked by ``--resume``), ``report.json``, the chart
 (``Task.chart_file``) and the task's extra files (``Task.write_extras``).
 
+``--output_dir`` is locked while a run writes to it (an OS lock on ``.eval.lock``, released
+when the process ends, however it ends): a second evaluator on the same directory stops with
+one line instead of sending the rows again. Credentials in ``--server_url``
+(``http://user:secret@host/v1``) are used, and masked in everything printed or written
+(:mod:`eval.core.redact`).
+
 Exit status: 0 when every selected row has a final result and no request failed; 1 when some
 requests failed (after retries) or got an HTTP error; 2 for bad arguments or input
 (``error: ...``); 130 when interrupted (rerun the same command with ``--resume``).
@@ -27,12 +33,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
+from eval.core.dir_lock import DirectoryLock, LockHeld
+from eval.core.redact import redact_text, redact_url, strip_userinfo, url_secrets
 from eval.core.splits import DatasetError
-from eval.core.task import Task
+from eval.core.task import Task, answer_token_budget
 
 __all__ = ["CLIError", "HelpFormatter", "RESUME_KEYS", "build_parser", "main", "preflight", "run"]
 
@@ -53,6 +62,8 @@ RESUME_KEYS = (
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
 REPORT = "report.json"
+#: The lock file: held (an OS lock) by the one evaluator writing to the directory.
+LOCK_FILE = ".eval.lock"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -150,7 +161,16 @@ def build_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     smp = p.add_argument_group("sampling")
     smp.add_argument("--temperature", type=float, default=0.0, help="sampling temperature")
     smp.add_argument("--seed", type=int, default=42, help="sampling seed sent to the server (negative: none)")
-    smp.add_argument("--max_tokens", "--max-tokens", type=int, default=8192, help="completion token limit")
+    smp.add_argument(
+        "--max_tokens",
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="completion token limit (default: from the task: its longest valid answer, counted as "
+        "one token per character, x1.25 + 64; strings of --max_string_chars characters, numbers "
+        "within +-1e9, at most 64 list items; e.g. W-2 3941, classification about 100; 8192 for a "
+        "task without a bound)",
+    )
     data = p.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -186,9 +206,9 @@ def _check_args(args: argparse.Namespace) -> None:
     if not args.server_url.startswith(("http://", "https://")):
         raise CLIError(f"--server_url must start with http:// or https://, got {args.server_url!r}")
     if not args.server_url.rstrip("/").endswith("/v1"):
+        shown = redact_url(args.server_url.rstrip("/"))
         print(
-            f"warning: --server_url {args.server_url} does not end in /v1; requests go to "
-            f"{args.server_url.rstrip('/')}/chat/completions",
+            f"warning: --server_url {shown} does not end in /v1; requests go to {shown}/chat/completions",
             file=sys.stderr,
         )
     if args.max_workers < 1:
@@ -199,7 +219,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--timeout must be > 0, got {args.timeout}")
     if args.wait_for_server < 0:
         raise CLIError(f"--wait_for_server must be >= 0, got {args.wait_for_server}")
-    if args.max_tokens < 1:
+    if args.max_tokens is not None and args.max_tokens < 1:
         raise CLIError(f"--max_tokens must be >= 1, got {args.max_tokens}")
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite exclude each other")
@@ -267,30 +287,68 @@ def preflight(base_url: str, timeout: float, wait: float = 0.0) -> None:
     """Fail fast when nothing listens at the server URL (any HTTP answer is fine).
 
     Args:
-        base_url (str): the OpenAI base URL (``.../v1``); ``/models`` is asked.
+        base_url (str): the OpenAI base URL (``.../v1``); ``/models`` is asked. Credentials in
+            it are sent as basic auth and never shown.
         timeout (float): seconds to wait for one answer.
         wait (float): keep trying this many seconds first (a server still starting).
 
     Raises:
-        CLIError: if the server cannot be reached (names the URL and the reason).
+        CLIError: if the server cannot be reached (names the redacted URL and the reason).
     """
-    url = base_url.rstrip("/") + "/models"
+    import base64
+
+    url, credentials = strip_userinfo(base_url.rstrip("/") + "/models")
+    request = urllib.request.Request(url)
+    if credentials is not None:  # urllib does not take them in the URL; the openai client does
+        request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
     deadline = time.monotonic() + wait
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=timeout):
+            with urllib.request.urlopen(request, timeout=timeout):
                 return
         except urllib.error.HTTPError:
             return
-        except (urllib.error.URLError, OSError) as exc:
-            if time.monotonic() < deadline:
+        except (urllib.error.URLError, OSError, ValueError) as exc:  # ValueError: a malformed URL
+            if time.monotonic() < deadline and not isinstance(exc, ValueError):
                 time.sleep(1.0)
                 continue
             reason = getattr(exc, "reason", exc)
             waited = (
                 f" (waited {wait:g} s)" if wait > 0 else " (--wait_for_server S waits for a starting server)"
             )
-            raise CLIError(f"cannot reach the server at {base_url}: {reason}{waited}") from exc
+            raise CLIError(f"cannot reach the server at {redact_url(base_url)}: {reason}{waited}") from exc
+
+
+def _output_dir(path: str) -> Path:
+    """Create ``--output_dir`` if needed; one line if it cannot be a directory."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--output_dir {out} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file" if blocker is not None else exc.strerror or str(exc)
+        raise CLIError(f"--output_dir {out}: cannot create it ({why})") from None
+    return out
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold the output directory's lock for the run; a second evaluator on it gets one line."""
+    try:
+        lock = DirectoryLock(out, LOCK_FILE).acquire()
+    except LockHeld as exc:
+        owner = f"pid {exc.pid}" if exc.pid else "another process"
+        raise CLIError(
+            f"{out} is in use by another evaluator ({owner}); wait for it to finish, or use another --output_dir"
+        ) from None
+    except OSError as exc:
+        raise CLIError(f"--output_dir {out}: cannot create {LOCK_FILE} ({exc.strerror or exc})") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def run(args: argparse.Namespace, task: Task) -> int:
@@ -304,12 +362,9 @@ def run(args: argparse.Namespace, task: Task) -> int:
         int: the exit status (see the module docstring).
 
     Raises:
-        CLIError: for bad arguments, an unusable dataset or output directory, an unreachable server.
+        CLIError: for bad arguments, an unusable dataset or output directory (a file, or in use
+            by another evaluator: the directory is locked for the run), an unreachable server.
     """
-    from eval.core import report as rep
-    from eval.core.client import ChatClient, api_key_from_env
-    from eval.core.runner import FINAL_STATUSES, ResultsLog, RetryPolicy, send_rows, summarize
-
     _check_args(args)
     wandb = _import_wandb() if args.wandb else None
     try:
@@ -320,10 +375,10 @@ def run(args: argparse.Namespace, task: Task) -> int:
         from eval.core.schema_bounds import BoundedSchemaTask
 
         task = BoundedSchemaTask(task, max_string_chars=args.max_string_chars)
+    if args.max_tokens is None:
+        args.max_tokens = answer_token_budget(task, args.max_string_chars)
     n = len(split) if args.limit <= 0 else min(args.limit, len(split))
     ids = list(range(n))
-    out = Path(args.output_dir)
-    chart_name = task.chart_file
     identity = {
         "task": task.name,
         "task_options": task.options(),
@@ -336,6 +391,26 @@ def run(args: argparse.Namespace, task: Task) -> int:
         "max_tokens": args.max_tokens,
         "server_quantization": args.server_quantization,
     }
+    out = _output_dir(args.output_dir)
+    with _locked(out):
+        return _evaluate(args, task, split, out, identity, ids, wandb)
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    task: Task,
+    split: Any,
+    out: Path,
+    identity: Mapping[str, Any],
+    ids: Sequence[int],
+    wandb: Any,
+) -> int:
+    """The run itself, in a created and locked output directory (see :func:`run`)."""
+    from eval.core import report as rep
+    from eval.core.client import ChatClient, api_key_from_env
+    from eval.core.runner import FINAL_STATUSES, ResultsLog, RetryPolicy, send_rows, summarize
+
+    chart_name = task.chart_file
     _prepare_output(out, identity, args, chart_name)
     log = ResultsLog(out / PREDICTIONS)
 
@@ -472,7 +547,7 @@ def main(task_name: str, argv: Optional[Sequence[str]] = None) -> int:
             raise CLIError(str(exc)) from exc
         return run(args, task)
     except CLIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc), url_secrets(args.server_url))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; results written so far are kept (rerun with --resume)", file=sys.stderr)

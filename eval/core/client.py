@@ -9,7 +9,8 @@ client's own retries are off (``max_retries=0``). Each failure is classified:
   message is kept. Not retried.
 
 The API key is read from an environment variable (:func:`api_key_from_env`) and only ever
-handed to the ``openai`` client; it is never logged or written.
+handed to the ``openai`` client; it is never logged or written. Credentials in the base URL
+are masked in every error message (:mod:`eval.core.redact`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from eval.core.redact import redact_text, url_secrets
 
 __all__ = [
     "ChatClient",
@@ -177,6 +180,7 @@ class ChatClient:
         self.max_tokens = max_tokens
         self.timeout = timeout
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        self._secrets = url_secrets(base_url)
         self._response_cls = _http_response_class()
 
     def build_request(
@@ -217,6 +221,14 @@ class ChatClient:
             TransientError: on connection errors, timeouts, 408/409/429/5xx and malformed bodies.
             HTTPError: on other HTTP errors, with the server's message.
         """
+        try:
+            return self._send(request)
+        except TransientError as exc:
+            raise TransientError(redact_text(str(exc), self._secrets), exc.status, exc.retry_after) from None
+        except HTTPError as exc:
+            raise HTTPError(redact_text(str(exc), self._secrets), exc.status) from None
+
+    def _send(self, request: Mapping[str, Any]) -> ChatResult:
         openai = self._openai
         start = time.perf_counter()
         try:

@@ -22,6 +22,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "DatasetRowError",
     "Loaded",
+    "decode_utf8",
     "image_path",
     "iter_jsonl",
     "open_upright",
@@ -86,20 +87,49 @@ def resolve_jsonl(path: str | Path) -> Path:
     return path
 
 
+def decode_utf8(data: bytes, path: Path, first_line: int = 1) -> str:
+    """Decode UTF-8 text read from ``path``, or name the line and the byte that is not UTF-8.
+
+    A leading byte-order mark is dropped.
+
+    Args:
+        data (bytes): the bytes (a whole file, or one line of it).
+        path (Path): the file, for the message.
+        first_line (int): the line number ``data`` starts at.
+
+    Returns:
+        str: the text.
+
+    Raises:
+        DatasetRowError: ``"FILE:LINE: not UTF-8 text (byte 0xff at column N)"``.
+    """
+    try:
+        return data.decode("utf-8-sig" if first_line == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        bom = 3 if first_line == 1 and data.startswith(b"\xef\xbb\xbf") else 0
+        start = e.start + bom
+        line = first_line + data.count(b"\n", 0, start)
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        raise DatasetRowError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[start]:02x} at column {column})"
+        ) from None
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
     """Yield ``("file:line", object)`` for each non-blank line of a JSONL file.
 
     Args:
-        path (Path): the JSONL file.
+        path (Path): the JSONL file (UTF-8; a byte-order mark is allowed).
 
     Yields:
         tuple[str, Any]: the location and the decoded object.
 
     Raises:
-        DatasetRowError: on a line that is not valid JSON.
+        DatasetRowError: on a line that is not UTF-8 or not valid JSON.
     """
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = decode_utf8(raw, path, lineno)
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
@@ -114,22 +144,27 @@ _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
 
 def open_upright(path: str | Path) -> Any:
-    """Open an image as it is displayed: decoded, EXIF orientation applied, RGB.
+    """Open an image as it is displayed: decoded, EXIF orientation applied, RGB by the colour rule.
 
     This is what ``datasets.Image`` decoding and the servers' image loaders show the model, so
-    training, box conversion and overlays all use the same orientation.
+    training, box conversion and overlays all use the same orientation; transparency is
+    composited on white (:func:`eval.core.images.to_rgb`), as the servers' image processors do.
 
     Args:
         path (str | Path): the image file.
 
     Returns:
         PIL.Image.Image: the upright RGB image.
-    """
-    from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
-        upright = ImageOps.exif_transpose(im)
-        return upright.convert("RGB")
+    Raises:
+        eval.core.images.ImageError: if the image is not usable (too large, does not decode).
+    """
+    from PIL import ImageOps
+
+    from eval.core.images import decode_image, to_rgb
+
+    with decode_image(Path(path)) as im:
+        return to_rgb(ImageOps.exif_transpose(im))
 
 
 def upright_size(path: str | Path) -> tuple[int, int]:
@@ -140,10 +175,15 @@ def upright_size(path: str | Path) -> tuple[int, int]:
 
     Returns:
         tuple[int, int]: ``(width, height)``.
-    """
-    from PIL import ExifTags, Image
 
-    with Image.open(path) as im:
+    Raises:
+        eval.core.images.ImageError: if the file is not an image or is over the size limit.
+    """
+    from PIL import ExifTags
+
+    from eval.core.images import open_image
+
+    with open_image(Path(path)) as im:
         width, height = im.size
         if im.getexif().get(ExifTags.Base.Orientation) in _SWAPS_AXES:
             return height, width

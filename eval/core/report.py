@@ -68,19 +68,23 @@ def package_versions() -> dict[str, Optional[str]]:
 
 
 def public_args(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Arguments safe to write: secrets dropped, paths as strings.
+    """Arguments safe to write: secrets dropped, credentials in URLs masked, paths as strings.
 
     Args:
         args (Mapping[str, Any]): parsed arguments (``vars(namespace)``).
 
     Returns:
-        dict[str, Any]: JSON-serialisable copy without secret-looking names.
+        dict[str, Any]: JSON-serialisable copy without secret-looking names; every string goes
+        through :func:`eval.core.redact.redact_text` (``http://user:***@host/v1``).
     """
+    from eval.core.redact import redact_text
+
     out: dict[str, Any] = {}
     for key, value in args.items():
         if key.lower() in SECRET_ARG_NAMES or key.startswith("_"):
             continue
-        out[key] = str(value) if isinstance(value, Path) else value
+        value = str(value) if isinstance(value, Path) else value
+        out[key] = redact_text(value) if isinstance(value, str) else value
     return out
 
 

@@ -47,6 +47,7 @@ from eval.core.splits import InputError
 from eval.core.task import Response, Split, Task, openai_user_content
 
 __all__ = [
+    "ProgressStats",
     "RetryPolicy",
     "ResultsLog",
     "RunOutcome",
@@ -172,8 +173,9 @@ class ResultsLog:
     def read(self) -> dict[int, dict[str, Any]]:
         """Load the records, the last one of each id winning.
 
-        Lines that are not complete JSON objects (a write cut short by a kill) are skipped and
-        counted in :attr:`skipped_lines`; their ids are simply sent again on resume.
+        Lines that are not complete UTF-8 JSON objects (a write cut short by a kill, a damaged
+        file) are skipped and counted in :attr:`skipped_lines`; their ids are simply sent again
+        on resume.
 
         Returns:
             dict[int, dict[str, Any]]: records by id.
@@ -182,12 +184,12 @@ class ResultsLog:
         self.skipped_lines = 0
         if not self.path.exists():
             return records
-        with self.path.open(encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
+        with self.path.open("rb") as f:
+            for raw in f:
+                if not raw.strip():
                     continue
                 try:
-                    rec = json.loads(line)
+                    rec = json.loads(raw.decode("utf-8"))  # UnicodeDecodeError is a ValueError
                     rid = int(rec["id"])
                 except (ValueError, KeyError, TypeError):
                     self.skipped_lines += 1
@@ -241,6 +243,65 @@ class RunOutcome:
     wall_s: float = 0.0
 
 
+class ProgressStats:
+    """What the progress line says about speed: where the time goes, as answers arrive.
+
+    Per answered request: seconds per answer, decode speed (completion tokens per second of
+    request time) and completion tokens per answer against the limit, and how many answers
+    were cut at the limit. A slow run then shows whether the server decodes slowly or the
+    answers are long (a model writing until ``max_tokens``).
+
+    Args:
+        max_tokens (Optional[int]): the completion token limit of the requests.
+    """
+
+    def __init__(self, max_tokens: Optional[int] = None) -> None:
+        self.max_tokens = max_tokens
+        self.answers = 0
+        self.latency_s = 0.0
+        self.tokens = 0
+        self.token_time_s = 0.0
+        self.with_usage = 0
+        self.cut = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Count one result record (only answered requests count).
+
+        Args:
+            record (Mapping[str, Any]): a result record of :func:`send_rows`.
+        """
+        if record.get("status") != "ok" or record.get("latency_s") is None:
+            return
+        latency = float(record["latency_s"])
+        self.answers += 1
+        self.latency_s += latency
+        completion = (record.get("usage") or {}).get("completion_tokens")
+        if isinstance(completion, int) and not isinstance(completion, bool):
+            self.tokens += completion
+            self.token_time_s += latency
+            self.with_usage += 1
+        self.cut += record.get("finish_reason") == "length"
+
+    def describe(self) -> str:
+        """The progress line's text, e.g. ``12.1 s/answer, 9.8 tok/s, 118 tok/answer of max 3941, 2 cut at max``.
+
+        Returns:
+            str: the text ("" before the first answer).
+        """
+        if not self.answers:
+            return ""
+        parts = [f"{self.latency_s / self.answers:.1f} s/answer"]
+        if self.with_usage:
+            rate = self.tokens / self.token_time_s if self.token_time_s > 0 else 0.0
+            per_answer = f"{self.tokens / self.with_usage:.0f} tok/answer"
+            if self.max_tokens:
+                per_answer += f" of max {self.max_tokens}"
+            parts += [f"{rate:.1f} tok/s", per_answer]
+        if self.cut:
+            parts.append(f"{self.cut} cut at max")
+        return ", ".join(parts)
+
+
 def _process(
     task: Task,
     client: ChatClient,
@@ -285,7 +346,8 @@ def send_rows(
         structured (bool): send the task's ``response_format``.
         max_workers (int): concurrent requests.
         policy (RetryPolicy): retry settings.
-        progress (bool): show a progress bar on stderr.
+        progress (bool): show a progress bar on stderr; its line also says what is slow
+            (:class:`ProgressStats`).
         stop (Optional[threading.Event]): set it to stop the run (Ctrl-C sets it too).
 
     Returns:
@@ -334,6 +396,7 @@ def send_rows(
     pending = iter(todo)
     in_flight = 0
     bar = tqdm(total=len(todo), desc=f"{task.name}", unit="req", disable=not progress, dynamic_ncols=True)
+    speed = ProgressStats(client.max_tokens)
     try:
         while True:
             while in_flight < 2 * n_threads:
@@ -353,6 +416,8 @@ def send_rows(
                 raise record
             log.append(record)
             outcome.sent += 1
+            speed.add(record)
+            bar.set_postfix_str(speed.describe(), refresh=False)
             bar.update()
     except KeyboardInterrupt:
         outcome.interrupted = True

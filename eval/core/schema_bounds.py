@@ -31,14 +31,17 @@ field already declares are kept.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any, Optional
 
 __all__ = [
+    "FRACTION_DIGITS",
     "DEFAULT_MAX_STRING_CHARS",
     "DEFAULT_MAX_ABS_NUMBER",
     "DEFAULT_MAX_ITEMS",
     "bounded_json_schema",
+    "json_text_bound",
     "string_pattern",
     "BoundedSchemaTask",
 ]
@@ -49,6 +52,9 @@ DEFAULT_MAX_STRING_CHARS = 64
 DEFAULT_MAX_ABS_NUMBER = 1e9
 #: Most items of an array allowed by the bounded schema.
 DEFAULT_MAX_ITEMS = 64
+
+#: Most fraction digits of a number in a bounded reply (xgrammar caps a bounded float at 6).
+FRACTION_DIGITS = 6
 
 #: Keywords whose value is a mapping of names to schemas.
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
@@ -144,6 +150,87 @@ def bounded_json_schema(
     out = copy.deepcopy(dict(schema))
     _bound(out, max_string_chars, max_abs_number, max_items)
     return out
+
+
+def json_text_bound(
+    schema: Mapping[str, Any],
+    max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
+    max_abs_number: float = DEFAULT_MAX_ABS_NUMBER,
+    max_items: int = DEFAULT_MAX_ITEMS,
+) -> Optional[int]:
+    """Characters of the longest JSON text valid under :func:`bounded_json_schema` of ``schema``.
+
+    Counted as ``json.dumps`` writes it (``", "`` and ``": "`` separators, no indentation), with
+    every property present, strings of ``maxLength`` (else ``max_string_chars``) characters
+    that need no escaping (the bounded schema's pattern allows none), numbers of
+    ``max_abs_number``'s digits with :data:`FRACTION_DIGITS` fraction digits, arrays of
+    ``maxItems`` (else ``max_items``) items, and the longest ``enum``/``const`` value or
+    ``anyOf``/``oneOf`` branch.
+
+    Args:
+        schema (Mapping[str, Any]): a JSON schema (``$ref`` into ``$defs``/``definitions`` followed).
+        max_string_chars (int): longest string where the schema sets none.
+        max_abs_number (float): largest absolute number where the schema sets no bound.
+        max_items (int): most array items where the schema sets none.
+
+    Returns:
+        Optional[int]: the length, or None when the schema allows answers of any length (a
+        value of no known type, or an object with open-ended properties).
+    """
+    root = dict(schema)
+    defs = {**root.get("definitions", {}), **root.get("$defs", {})}
+
+    def number_chars(node: Mapping[str, Any], integer: bool) -> int:
+        low = node.get("minimum", node.get("exclusiveMinimum", -max_abs_number))
+        high = node.get("maximum", node.get("exclusiveMaximum", max_abs_number))
+        digits = max(len(str(int(low))), len(str(int(high))))
+        return digits if integer else digits + 1 + FRACTION_DIGITS
+
+    def bound(node: Any, depth: int = 0) -> Optional[int]:
+        if depth > 32 or not isinstance(node, Mapping):  # a recursive schema has no bound
+            return None
+        if "$ref" in node:
+            return bound(defs.get(str(node["$ref"]).rsplit("/", 1)[-1]), depth + 1)
+        if "const" in node:
+            return len(json.dumps(node["const"], ensure_ascii=False))
+        if "enum" in node:
+            return max((len(json.dumps(v, ensure_ascii=False)) for v in node["enum"]), default=None)
+        branches = node.get("anyOf") or node.get("oneOf")
+        if branches:
+            sizes = [bound(b, depth + 1) for b in branches]
+            return None if None in sizes else max(s for s in sizes if s is not None)
+        types = node.get("type")
+        if isinstance(types, list):
+            sizes = [bound({**node, "type": t}, depth + 1) for t in types]
+            return None if None in sizes else max(s for s in sizes if s is not None)
+        if types == "string":
+            return 2 + int(node.get("maxLength", max_string_chars))
+        if types in ("integer", "number"):
+            return number_chars(node, types == "integer")
+        if types == "boolean":
+            return len("false")
+        if types == "null":
+            return len("null")
+        if types == "array":
+            items = bound(node.get("items", {}), depth + 1)
+            if items is None:
+                return None
+            n = int(node.get("maxItems", max_items))
+            return 2 + n * items + 2 * max(0, n - 1)
+        if types == "object":
+            if node.get("additionalProperties", True) is not False and not node.get("properties"):
+                return None
+            total = 2
+            props = node.get("properties", {})
+            for key, child in props.items():
+                size = bound(child, depth + 1)
+                if size is None:
+                    return None
+                total += len(json.dumps(key, ensure_ascii=False)) + 2 + size
+            return total + 2 * max(0, len(props) - 1)
+        return None
+
+    return bound(root)
 
 
 class BoundedSchemaTask:

@@ -5,9 +5,11 @@
 * :class:`RecordSplit`: validated records read from a JSONL file (:mod:`eval.core.records`).
 
 Rows are addressed by their index in the split, which is the stable id every evaluator writes
-to its results. Images are read undecoded: the stored bytes go to the server as they are, so
-nothing is re-encoded and a broken image is reported for its row
-(:func:`read_image_bytes`) instead of failing the whole load.
+to its results. Images are read undecoded, then checked row by row by the image policy of
+:mod:`eval.core.images` (size limit, complete decode) in :func:`read_image_bytes`: an unusable
+image is reported for its row (an input error) instead of failing the whole load, and a usable
+one goes to the server as stored (re-encoded only when it has transparency or a format servers
+may not take).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ __all__ = [
     "ArrowSplit",
     "DatasetError",
     "InputError",
+    "SENDABLE_FORMATS",
     "RecordSplit",
     "load_arrow_split",
+    "load_saved_split",
     "parse_json_column",
     "read_image_bytes",
     "record_image",
@@ -90,18 +94,23 @@ class ArrowSplit:
         return self._sha256
 
 
-def load_arrow_split(path: str | Path) -> ArrowSplit:
-    """Open a split saved with ``Dataset.save_to_disk``.
+def load_saved_split(path: str | Path) -> Any:
+    """Load one split directory written by ``Dataset.save_to_disk``, or say in one line what is wrong.
+
+    Checked before loading: the directory and ``state.json`` exist, ``state.json`` (and
+    ``dataset_info.json``) are valid JSON, the split has data files and each listed file is
+    there. A file that does not load names itself (a copy cut short, a full disk). A split
+    with no rows is an error too: nothing can be evaluated or trained on.
 
     Args:
         path (str | Path): the split directory, e.g. ``data/w2/test``.
 
     Returns:
-        ArrowSplit: the split, images undecoded.
+        datasets.Dataset: the split (images as stored in the features).
 
     Raises:
-        DatasetError: if the path is missing, is a ``DatasetDict`` (names its splits), or is
-            not a saved dataset.
+        DatasetError: if the directory cannot be used; the message is one line naming the
+            directory or the file at fault.
     """
     import datasets  # deferred: ~1 s to import, and only needed once a run starts
 
@@ -110,18 +119,85 @@ def load_arrow_split(path: str | Path) -> ArrowSplit:
         raise DatasetError(
             f"{split_dir}: no such dataset directory (hub names are not fetched; prepare it first)"
         )
-    if (split_dir / "dataset_dict.json").is_file():
-        names = json.loads((split_dir / "dataset_dict.json").read_text()).get("splits", [])
-        raise DatasetError(
-            f"{split_dir} holds several splits ({', '.join(names)}); "
-            f"pass one of them, e.g. {split_dir / 'test'}"
-        )
-    if not (split_dir / "state.json").is_file():
+    state_file = split_dir / "state.json"
+    if not state_file.is_file():
         raise DatasetError(f"{split_dir}: not a dataset saved with save_to_disk (no state.json)")
+    state = _read_json(state_file)
+    info_file = split_dir / "dataset_info.json"
+    if info_file.is_file():
+        _read_json(info_file)
+    files = state.get("_data_files") if isinstance(state, dict) else None
+    if not isinstance(files, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("filename"), str) for f in files
+    ):
+        raise DatasetError(
+            f"{state_file}: no list of data files ('_data_files'); not written by save_to_disk"
+        )
+    if not files:
+        raise DatasetError(f"{split_dir}: the split is empty (saved from 0 rows)")
+    for entry in files:
+        if not (split_dir / entry["filename"]).is_file():
+            raise DatasetError(f"{split_dir / entry['filename']}: missing (listed in state.json)")
     try:
         ds = datasets.load_from_disk(str(split_dir))
-    except Exception as exc:  # datasets raises several types for a corrupt directory
-        raise DatasetError(f"{split_dir}: cannot load dataset: {exc}") from exc
+    except Exception as exc:  # datasets and pyarrow raise many types for corrupt data
+        raise DatasetError(_load_failure(split_dir, [f["filename"] for f in files], exc)) from exc
+    if not isinstance(ds, datasets.Dataset):
+        raise DatasetError(f"{split_dir}: not a single split")
+    if len(ds) == 0:
+        raise DatasetError(f"{split_dir}: the split is empty (saved from 0 rows)")
+    return ds
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise DatasetError(f"{file}: not valid JSON ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _load_failure(split_dir: Path, names: Sequence[str], exc: BaseException) -> str:
+    """The one-line reason a split failed to load: the first data file Arrow cannot read, if any."""
+    import pyarrow as pa
+
+    for name in names:
+        file = split_dir / name
+        try:
+            with pa.memory_map(str(file)) as source:
+                pa.ipc.open_stream(source).read_all()
+        except Exception as file_exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            return f"{file}: cannot read the Arrow data, truncated or corrupt ({_one_line(file_exc)})"
+    return f"{split_dir}: cannot load dataset: {_one_line(exc)}"
+
+
+def load_arrow_split(path: str | Path) -> ArrowSplit:
+    """Open a split saved with ``Dataset.save_to_disk`` (checked by :func:`load_saved_split`).
+
+    Args:
+        path (str | Path): the split directory, e.g. ``data/w2/test``.
+
+    Returns:
+        ArrowSplit: the split, images undecoded.
+
+    Raises:
+        DatasetError: if the path is missing, is a ``DatasetDict`` (names its splits), is not
+            a saved dataset, is empty or corrupt (names the file).
+    """
+    import datasets
+
+    split_dir = Path(path)
+    if (split_dir / "dataset_dict.json").is_file():
+        names = _read_json(split_dir / "dataset_dict.json")
+        names = names.get("splits", []) if isinstance(names, dict) else []
+        raise DatasetError(
+            f"{split_dir} holds several splits ({', '.join(map(str, names))}); "
+            f"pass one of them, e.g. {split_dir / 'test'}"
+        )
+    ds = load_saved_split(split_dir)
     image_column = next(
         (name for name, feat in ds.features.items() if isinstance(feat, datasets.Image)), None
     )
@@ -130,8 +206,23 @@ def load_arrow_split(path: str | Path) -> ArrowSplit:
     return ArrowSplit(split_dir, ds, image_column)
 
 
+#: Image formats sent as stored; any other format is re-encoded as PNG.
+SENDABLE_FORMATS: dict[str, str] = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+}
+
+
 def read_image_bytes(value: Any, row_id: int, column: str = "image") -> tuple[bytes, str]:
-    """Get an image's encoded bytes and MIME type, checking that it decodes.
+    """Get the image to send for a row, checked by the image policy (:mod:`eval.core.images`).
+
+    The image must be within the size limit and decode completely. It is sent as stored when
+    it is a PNG, JPEG, WebP or GIF without transparency. Otherwise it is re-encoded as PNG: an
+    image with transparency is composited on white (:func:`eval.core.images.to_rgb`, after its
+    EXIF orientation is applied), so every server sees the pixels training sees, whatever its
+    own conversion does; another format is converted the same way.
 
     Args:
         value (Any): an undecoded HF image (``{"bytes", "path"}``), raw ``bytes`` or a PIL image.
@@ -139,46 +230,45 @@ def read_image_bytes(value: Any, row_id: int, column: str = "image") -> tuple[by
         column (str): the column, for error messages.
 
     Returns:
-        tuple[bytes, str]: the encoded image (PNG/JPEG/WebP/GIF as stored, anything else
-        re-encoded to PNG) and its MIME type.
+        tuple[bytes, str]: the encoded image and its MIME type.
 
     Raises:
-        InputError: if there is no image or it does not decode; the message names the row.
+        InputError: if there is no image, or it is not usable (too large, does not decode);
+            the message names the row and the column.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
-    if isinstance(value, Image.Image):
-        buf = io.BytesIO()
-        value.save(buf, format="PNG")
-        return buf.getvalue(), "image/png"
+    from eval.core.images import ImageError, check_size, decode_image, has_transparency, to_rgb
+
     data: Optional[bytes] = None
-    if isinstance(value, (bytes, bytearray)):
-        data = bytes(value)
-    elif isinstance(value, Mapping):
-        if value.get("bytes"):
-            data = value["bytes"]
-        elif value.get("path"):
-            try:
-                data = Path(value["path"]).read_bytes()
-            except OSError as exc:
-                raise InputError(
-                    f"row {row_id}: column {column!r}: cannot read {value['path']}: {exc}"
-                ) from exc
-    if not data:
-        raise InputError(f"row {row_id}: column {column!r}: no image")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            fmt = img.format
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"row {row_id}: column {column!r}: image does not decode: {exc}") from exc
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}.get(fmt or "")
-    if mime is None:
-        with Image.open(io.BytesIO(data)) as img:
-            buf = io.BytesIO()
-            img.save(buf, format="PNG")
-        return buf.getvalue(), "image/png"
-    return data, mime
+        if isinstance(value, Image.Image):
+            check_size(*value.size)
+            image = value
+        else:
+            if isinstance(value, (bytes, bytearray)):
+                data = bytes(value)
+            elif isinstance(value, Mapping):
+                if value.get("bytes"):
+                    data = value["bytes"]
+                elif value.get("path"):
+                    try:
+                        data = Path(value["path"]).read_bytes()
+                    except OSError as exc:
+                        raise InputError(
+                            f"row {row_id}: column {column!r}: cannot read {value['path']}: {exc}"
+                        ) from exc
+            if not data:
+                raise InputError(f"row {row_id}: column {column!r}: no image")
+            image = decode_image(data)
+    except ImageError as exc:
+        raise InputError(f"row {row_id}: column {column!r}: {exc}") from None
+    mime = SENDABLE_FORMATS.get(image.format or "")
+    if data is not None and mime is not None and not has_transparency(image):
+        return data, mime
+    buf = io.BytesIO()
+    to_rgb(ImageOps.exif_transpose(image)).save(buf, format="PNG")
+    return buf.getvalue(), "image/png"
 
 
 def parse_json_column(value: Any, row_id: int, column: str) -> Any:

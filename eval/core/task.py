@@ -13,6 +13,7 @@ Every task lives in one folder, ``eval/tasks/<name>/``, with a ``task.py`` that 
 from __future__ import annotations
 
 import argparse
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,12 @@ from typing import Any, ClassVar, Optional, Protocol
 
 __all__ = [
     "CONTENT_ORDER",
+    "UNBOUNDED_MAX_TOKENS",
     "Response",
     "Sample",
     "Split",
     "Task",
+    "answer_token_budget",
     "openai_user_content",
 ]
 
@@ -32,6 +35,14 @@ __all__ = [
 #: then the text, which is how torchtune's ``vqa_dataset`` and the Llama 3.2 Vision chat
 #: template train.
 CONTENT_ORDER: tuple[str, str] = ("image", "text")
+
+
+#: The completion token limit for a task whose answers have no length bound (the reference's).
+UNBOUNDED_MAX_TOKENS = 8192
+#: Margin of the default token budget over the longest valid answer: x1.25, plus 64 tokens for
+#: a code fence or a sentence around the JSON.
+TOKEN_MARGIN = 1.25
+TOKEN_OVERHEAD = 64
 
 
 def openai_user_content(image_url: str, prompt: str) -> list[dict[str, Any]]:
@@ -275,6 +286,26 @@ class Task(ABC):
             return None
         return response_format(str(schema.get("title") or self.name), schema, strict=True)
 
+    def max_answer_chars(self, max_string_chars: int) -> Optional[int]:
+        """Characters of the longest valid answer, the bound the default token budget comes from.
+
+        By default: the longest JSON text the task's schema allows once bounded
+        (:func:`eval.core.schema_bounds.json_text_bound`: strings of ``max_string_chars``
+        characters unless the schema says otherwise, numbers within +-1e9, at most 64 list
+        items, labels from an ``enum``). A task overrides it when its answers have a natural
+        length the schema does not state.
+
+        Args:
+            max_string_chars (int): the longest free string value (``--max_string_chars``).
+
+        Returns:
+            Optional[int]: the length, or None when answers have no bound.
+        """
+        from eval.core.schema_bounds import json_text_bound
+
+        schema = self.json_schema()
+        return None if schema is None else json_text_bound(schema, max_string_chars)
+
     def options(self) -> dict[str, Any]:
         """Settings that change what is asked (label set, object name); ``--resume`` checks them.
 
@@ -349,3 +380,25 @@ class Task(ABC):
             dict[str, str]: ``{report key: file name in out}`` (empty by default).
         """
         return {}
+
+
+def answer_token_budget(task: Task, max_string_chars: int) -> int:
+    """The default completion token limit of a task: its longest valid answer, with margin.
+
+    ``ceil(1.25 * chars) + 64`` where ``chars`` is :meth:`Task.max_answer_chars`: one token per
+    character is an upper bound for ASCII text under a byte-level BPE tokenizer such as Llama
+    3's (real answers take 3-4 times fewer), the 25 % covers indentation and line breaks, and
+    the 64 tokens a code fence or a sentence around the JSON. A task without a bound gets
+    :data:`UNBOUNDED_MAX_TOKENS`.
+
+    Args:
+        task (Task): the task.
+        max_string_chars (int): the longest free string value.
+
+    Returns:
+        int: the token limit.
+    """
+    chars = task.max_answer_chars(max_string_chars)
+    if chars is None:
+        return UNBOUNDED_MAX_TOKENS
+    return math.ceil(TOKEN_MARGIN * chars) + TOKEN_OVERHEAD

@@ -7,10 +7,13 @@ then either
 * with ``--eval-output OUT --dataset SPLIT``: runs ``python -m eval.<task>`` against it into
   ``OUT`` and stops the server (exit status: the evaluator's), or
 * stays in the foreground, printing the evaluator command to run from another shell, until
-  Ctrl-C, ``kill PID`` (SIGTERM) or a closed terminal (SIGHUP); each stops the server's whole
-  process group.
+  Ctrl-C, ``kill PID`` (SIGTERM), a closed terminal (SIGHUP) or Ctrl-\\ (SIGQUIT); each stops
+  the server's whole process group. On Linux, even ``kill -9`` of this command stops the
+  server: the kernel sends it SIGTERM when its parent dies.
 
-Arguments after ``--`` go to the server unchanged. ``--dry-run`` prints both commands.
+Arguments after ``--`` go to the server unchanged. ``--dry-run`` prints both commands. Secrets
+in what is printed (``--api-key VALUE`` among the server arguments, credentials in a URL) are
+masked (:mod:`eval.core.redact`), also in the server's log lines shown with an error.
 ``--quantization fp8|bitsandbytes`` (``--backend vllm``) quantizes the weights while loading; the
 evaluator then records it (``--server_quantization``), as it does the ``quant_method`` of a
 pre-quantized checkpoint.
@@ -26,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from eval.core.redact import redact_argv
 from eval.serve.backends import (
     BACKENDS,
     VLLM_MAX_NUM_SEQS,
@@ -180,7 +184,7 @@ def _evaluate(server: ServerProcess, args: argparse.Namespace, structured: bool)
         server.base_url, server.model_name, args.dataset, structured, args.eval_output, args.task,
         _quantization_args(args) + shlex.split(args.eval_args),
     )  # fmt: skip
-    print(f"ready: {server.base_url}; running: {shlex.join(argv)}", flush=True)
+    print(f"ready: {server.base_url}; running: {shlex.join(redact_argv(argv))}", flush=True)
     try:
         return run_task(args.task, argv[3:])
     finally:
@@ -194,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv (Optional[Sequence[str]]): arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        int: 0 after Ctrl-C/SIGTERM/SIGHUP, 1 if the server died, 2 if it could not start;
+        int: 0 after Ctrl-C/SIGTERM/SIGHUP/SIGQUIT, 1 if the server died, 2 if it could not start;
         with ``--eval-output``, the evaluator's exit status.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -221,12 +225,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cmd, name = build_command(
             args.model, args.backend, host=args.host, port=port, python=args.python, **command_args
         )
-        print(shlex.join(cmd))
+        print(shlex.join(redact_argv(cmd)))
         url = f"http://{args.host}:{port}/v1"
         evaluator = eval_command(
             url, name, args.dataset, structured, args.eval_output, args.task, _quantization_args(args)
         )
-        print(shlex.join(evaluator))
+        print(shlex.join(redact_argv(evaluator)))
         return 0
     if args.eval_output and not args.dataset:
         print("error: --eval-output needs --dataset (the split to evaluate)", file=sys.stderr)
@@ -261,7 +265,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     server.base_url, server.model_name, args.dataset, structured, task=args.task,
                     extra=_quantization_args(args),
                 )  # fmt: skip
-                print(f"evaluate with:\n  {shlex.join(command)}")
+                print(f"evaluate with:\n  {shlex.join(redact_argv(command))}")
                 print(f"stop with Ctrl-C, or: kill {os.getpid()}", flush=True)
                 code = server.process.wait() if server.process else 0
             except KeyboardInterrupt:

@@ -13,6 +13,11 @@ fixtures. Readiness means all of:
 
 Before starting, the port must be free: a server left running on it by an earlier run would
 otherwise answer the health check for the new one.
+
+Stopping: the owner stops the server's process group when it exits normally or on Ctrl-C,
+SIGTERM, SIGHUP or SIGQUIT (:func:`stop_on_signals`). A signal no program can catch
+(``kill -9``) is covered on Linux by the parent-death signal: the kernel sends the server
+SIGTERM when the process that started it dies.
 """
 
 from __future__ import annotations
@@ -23,15 +28,18 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Optional
+
+from eval.core.redact import argv_secrets, redact_argv, redact_text
 
 __all__ = [
     "ServerError",
@@ -166,6 +174,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=_term_when_parent_dies(),
             )
         try:
             self.wait_ready(self.startup_timeout if timeout is None else timeout)
@@ -237,7 +246,7 @@ class ServerProcess:
             if code is not None:
                 raise ServerError(
                     f"server exited with status {code} before it was ready "
-                    f"({shlex.join(self.command)}){self.log_tail()}"
+                    f"({shlex.join(redact_argv(self.command))}){self.log_tail()}"
                 )
             healthy = healthy or self.healthy()
             if healthy and self.serves_model():
@@ -258,13 +267,15 @@ class ServerProcess:
             lines (int): how many.
 
         Returns:
-            str: ``"\\n--- last lines of LOG ---\\n..."`` or ``""``.
+            str: ``"\\n--- last lines of LOG ---\\n..."`` or ``""``; the command's secrets
+            (``--api-key`` values, credentials in URLs) masked, since servers echo their arguments.
         """
         try:
             text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         except OSError:
             return ""
-        return f"\n--- last lines of {self.log_path} ---\n" + "\n".join(text) if text else ""
+        shown = redact_text("\n".join(text), argv_secrets(self.command))
+        return f"\n--- last lines of {self.log_path} ---\n" + shown if text else ""
 
     def stop(self, timeout: float = 15.0) -> Optional[int]:
         """SIGTERM the process group, then SIGKILL after ``timeout`` seconds; no worker outlives it.
@@ -301,6 +312,30 @@ class ServerProcess:
         self.stop()
 
 
+def _term_when_parent_dies() -> Optional[Callable[[], None]]:
+    """On Linux, a ``preexec_fn`` that makes the kernel SIGTERM the child when this process dies.
+
+    Prepared in the parent (no import or allocation after the fork). None elsewhere.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call: nobody will stop us
+            os._exit(1)
+
+    return preexec
+
+
 def _host_port(base_url: str) -> tuple[str, int]:
     from urllib.parse import urlsplit
 
@@ -308,16 +343,23 @@ def _host_port(base_url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
 
 
+#: The terminating signals a program can catch, besides SIGINT (Ctrl-C): kill, a closed
+#: terminal, Ctrl-\.
+TERMINATING_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
+)
+
+
 class _Terminated(KeyboardInterrupt):
-    """Raised in the main thread when SIGTERM or SIGHUP arrives (handled like Ctrl-C)."""
+    """Raised in the main thread when a terminating signal arrives (handled like Ctrl-C)."""
 
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into ``KeyboardInterrupt`` while the block runs.
+    """Turn SIGTERM, SIGHUP and SIGQUIT into ``KeyboardInterrupt`` while the block runs.
 
     A ``with server:`` inside the block then stops the server's process group on
-    ``kill``, a closed terminal or Ctrl-C alike. The previous handlers are restored after.
+    ``kill``, a closed terminal, Ctrl-\\ or Ctrl-C alike. The previous handlers are restored after.
 
     Yields:
         None
@@ -326,7 +368,7 @@ def stop_on_signals() -> Iterator[None]:
     def handler(signum: int, frame: Optional[FrameType]) -> Any:
         raise _Terminated(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, handler) for sig in TERMINATING_SIGNALS}
     try:
         yield
     finally:

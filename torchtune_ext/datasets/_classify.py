@@ -47,7 +47,8 @@ def classify_dataset(
         labels (Optional[str]): labels file (one per line, aliases after ``|``). Default: a
             ``labels.txt`` in ``source`` or its parent, else the distinct labels found. The
             prompt lists these labels, so train and evaluation must use the same file.
-        skip_invalid (bool): drop bad rows (counted and logged) instead of raising.
+        skip_invalid (bool): drop bad rows and rows whose image is not usable (counted and
+            logged) instead of raising; no usable row left is still an error.
         limit (Optional[int]): use at most this many examples.
         packed (bool): unsupported for multimodal data, as in torchtune's ``vqa_dataset``.
 
@@ -55,7 +56,8 @@ def classify_dataset(
         ClassifyDataset: the dataset; ``.labels`` holds the label set.
 
     Raises:
-        DatasetRowError: on a bad row, naming file and line (unless ``skip_invalid``).
+        DatasetRowError: on a bad row, naming file and line, or an unusable image, naming
+            file and record id (unless ``skip_invalid``).
         ValueError: if ``packed`` is True.
     """
     no_packing(packed)
@@ -67,6 +69,7 @@ def classify_dataset(
         model_transform,
         skipped=loaded.skipped,
         source=str(loaded.source),
+        skip_invalid=skip_invalid,
     )
     ds.labels = cast(classify.LabelSet, loaded.labels)  # always set by load_classify
     return ds

@@ -11,6 +11,7 @@ from typing import Optional
 
 from torchtune.modules.transforms import Transform
 
+from eval.core.images import ImageError
 from eval.tasks import detect
 from eval.tasks.detect import DetectRecord, load_detect
 from torchtune_ext.datasets._image_task import Example, ImageTaskDataset, no_packing
@@ -19,6 +20,8 @@ __all__ = ["detect_dataset"]
 
 
 def _detect_example(prompt: str, record: DetectRecord) -> Example:
+    if record.image_error is not None:  # the reader could not measure the image for pixel boxes
+        raise ImageError(record.image_error)
     return Example(record.image, prompt, detect.target_json(record.boxes))
 
 
@@ -41,7 +44,8 @@ def detect_dataset(
         box_format (str): format of rows that do not declare one: ``pixel``, ``normalized``
             or ``grid``.
         object_name (str): the object named in the prompt.
-        skip_invalid (bool): drop bad rows (counted and logged) instead of raising.
+        skip_invalid (bool): drop bad rows and rows whose image is not usable (counted and
+            logged) instead of raising; no usable row left is still an error.
         limit (Optional[int]): use at most this many examples.
         packed (bool): unsupported for multimodal data, as in torchtune's ``vqa_dataset``.
 
@@ -49,7 +53,8 @@ def detect_dataset(
         ImageTaskDataset[DetectRecord]: the dataset.
 
     Raises:
-        DatasetRowError: on a bad row, naming file and line (unless ``skip_invalid``).
+        DatasetRowError: on a bad row, naming file and line, or an unusable image, naming
+            file and record id (unless ``skip_invalid``).
         ValueError: if ``packed`` is True.
     """
     no_packing(packed)
@@ -60,4 +65,5 @@ def detect_dataset(
         model_transform,
         skipped=loaded.skipped,
         source=str(loaded.source),
+        skip_invalid=skip_invalid,
     )

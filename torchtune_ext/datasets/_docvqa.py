@@ -35,7 +35,8 @@ def docvqa_dataset(
         model_transform (Transform): the model transform (passed first by the recipe).
         source (str): a JSONL file (``image``, ``question``, ``answers``) or a directory
             holding ``data.jsonl``.
-        skip_invalid (bool): drop bad rows (counted and logged) instead of raising.
+        skip_invalid (bool): drop bad rows and rows whose image is not usable (counted and
+            logged) instead of raising; no usable row left is still an error.
         limit (Optional[int]): use at most this many examples.
         packed (bool): unsupported for multimodal data, as in torchtune's ``vqa_dataset``.
 
@@ -43,11 +44,17 @@ def docvqa_dataset(
         ImageTaskDataset[DocVQARecord]: the dataset.
 
     Raises:
-        DatasetRowError: on a bad row, naming file and line (unless ``skip_invalid``).
+        DatasetRowError: on a bad row, naming file and line, or an unusable image, naming
+            file and record id (unless ``skip_invalid``).
         ValueError: if ``packed`` is True.
     """
     no_packing(packed)
     loaded = load_docvqa(source, skip_invalid=skip_invalid, limit=limit)
     return ImageTaskDataset(
-        loaded.records, _docvqa_example, model_transform, skipped=loaded.skipped, source=str(loaded.source)
+        loaded.records,
+        _docvqa_example,
+        model_transform,
+        skipped=loaded.skipped,
+        source=str(loaded.source),
+        skip_invalid=skip_invalid,
     )

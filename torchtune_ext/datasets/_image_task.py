@@ -6,6 +6,12 @@ header, the answer, ``<|eot_id|>``) carry labels, as in torchtune's ``vqa_datase
 by the model transform through torchtune's :class:`~torchtune.datasets.SFTTransform`, so the
 output keys (``tokens``, ``labels``, ``mask``, ``encoder_input``, ``encoder_mask``) are what
 torchtune's collates and recipes expect.
+
+Every image is checked when the dataset is built, by the image policy the evaluator also
+applies (:mod:`eval.core.images`: within the size limit, decodes completely), so a 0-byte,
+truncated or non-image file stops the build with one line naming the file and the record (or
+is skipped with ``skip_invalid``) instead of failing mid-run. An image shared by several
+records is checked once.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from torchtune.data import Message
 from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
+from eval.core.images import ImageError, decode_image
 from eval.core.records import DatasetRowError, open_upright
 from eval.tasks import CONTENT_ORDER
 
@@ -76,11 +83,9 @@ class _ToMessages(Transform):
         example = self._to_example(record)
         try:
             image = open_upright(example.image)  # EXIF orientation applied, as the servers do
-        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        except ImageError as e:  # passed the check when built: the file changed since
             rid = getattr(record, "id", "?")
-            raise DatasetRowError(
-                f"{self._source}: id {rid}: image {example.image} cannot be decoded ({e})"
-            ) from e
+            raise DatasetRowError(f"{self._source}: id {rid}: image {example.image}: {e}") from e
         return {"messages": image_task_messages(image, example.prompt, example.answer)}
 
 
@@ -89,16 +94,21 @@ class ImageTaskDataset(Dataset, Generic[R]):
 
     Args:
         records (Sequence[R]): validated records (``eval/tasks/<task>/reader.py``).
-        to_example (Callable[[R], Example]): how a record is shown to the model.
+        to_example (Callable[[R], Example]): how a record is shown to the model; raises
+            :class:`~eval.core.images.ImageError` for a record whose image is known to be unusable.
         model_transform (Transform): e.g. ``llama3_2_vision_transform(...)``.
-        skipped (Sequence[str]): ``file:line: reason`` of rows dropped by ``skip_invalid``.
+        skipped (Sequence[str]): ``file:line: reason`` of rows the reader dropped (``skip_invalid``).
         source (str): where the records came from (for messages).
+        skip_invalid (bool): skip records whose image is not usable (counted with ``skipped``)
+            instead of raising.
 
     Raises:
-        ValueError: if there is no record.
+        DatasetRowError: for a record whose image is not usable, naming the source, the record
+            id, the file and why (unless ``skip_invalid``).
+        ValueError: if no record is left (the message counts the skipped rows and shows the first).
 
-    ``__getitem__`` raises :class:`~eval.core.records.DatasetRowError` (naming the source and
-    the record id) for an image that exists but does not decode.
+    ``__getitem__`` raises :class:`~eval.core.records.DatasetRowError` the same way for an
+    image that no longer decodes.
     """
 
     def __init__(
@@ -109,10 +119,13 @@ class ImageTaskDataset(Dataset, Generic[R]):
         *,
         skipped: Sequence[str] = (),
         source: str = "",
+        skip_invalid: bool = False,
     ) -> None:
-        if not records:
-            raise ValueError(f"{source}: no usable examples ({len(skipped)} invalid rows skipped)")
-        self._records = list(records)
+        usable, skipped = _usable_records(records, to_example, source, list(skipped), skip_invalid)
+        if not usable:
+            first = f"; first: {skipped[0]}" if skipped else ""
+            raise ValueError(f"{source}: no usable examples ({len(skipped)} invalid rows skipped){first}")
+        self._records = usable
         self._transform = SFTTransform(
             message_transform=_ToMessages(to_example, source), model_transform=model_transform
         )
@@ -125,6 +138,38 @@ class ImageTaskDataset(Dataset, Generic[R]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self._transform(self._records[index])
+
+
+def _usable_records(
+    records: Sequence[R],
+    to_example: Callable[[R], Example],
+    source: str,
+    skipped: list[str],
+    skip_invalid: bool,
+) -> tuple[list[R], list[str]]:
+    """Keep the records whose image is usable; the others raise, or are added to ``skipped``."""
+    problems: dict[Path, str | None] = {}
+    usable: list[R] = []
+    for record in records:
+        rid = getattr(record, "id", "?")
+        try:
+            image = to_example(record).image
+            if image not in problems:
+                try:
+                    decode_image(image).close()
+                    problems[image] = None
+                except ImageError as e:
+                    problems[image] = str(e)
+            if problems[image] is not None:
+                raise ImageError(problems[image])
+        except ImageError as e:
+            message = f"{source}: id {rid}: image {getattr(record, 'image', '?')}: {e}"
+            if not skip_invalid:
+                raise DatasetRowError(message) from None
+            skipped.append(message)
+            continue
+        usable.append(record)
+    return usable, skipped
 
 
 def no_packing(packed: bool) -> None:

@@ -13,13 +13,14 @@ over the prepared columns; the prompt and target serialisation come from
 :mod:`eval.tasks.w2`, the one definition evaluation also uses.
 
 Ground truth is parsed and checked against ``W2Form`` once, when the dataset is built;
-images are checked then too, without decoding pixels (header, and checksums for PNG),
-so every image is decoded exactly once, in ``__getitem__``.
+images are checked then too, by the image policy the evaluator also applies
+(:mod:`eval.core.images`: within the size limit, decodes completely), so a row that cannot be
+trained on is found before the first step, and ``skip_invalid`` can skip it. Samples are
+decoded again in ``__getitem__``, with transparency composited on white (the colour rule).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -29,12 +30,14 @@ from typing import Any
 
 from PIL import ExifTags, ImageOps
 from PIL import Image as PILImage
-from pydantic import ValidationError
 from torch.utils.data import Dataset
 from torchtune.datasets._sft import SFTTransform
 from torchtune.modules.transforms import Transform
 
-from eval.tasks.w2 import PROMPT, W2Form, target_json
+from eval.core.images import ImageError, decode_image, has_transparency, to_rgb
+from eval.core.splits import DatasetError, load_saved_split
+from eval.tasks.w2 import PROMPT, GroundTruthError, target_json
+from eval.tasks.w2 import parse_ground_truth as eval_parse_ground_truth
 from torchtune_ext.datasets._image_task import image_task_messages
 
 __all__ = ["W2DataError", "W2Dataset", "W2ToMessages", "w2_dataset", "parse_ground_truth"]
@@ -67,68 +70,44 @@ class W2ToMessages(Transform):
 
 
 def parse_ground_truth(value: Any) -> dict[str, Any]:
-    """Parse one ``ground_truth`` cell (flat or ``{"gt_parse": ...}``) and check it against W2Form.
+    """Parse one ``ground_truth`` cell with :func:`eval.tasks.w2.parse_ground_truth` (the evaluator's check).
 
     Args:
-        value (Any): a JSON string, or an already-parsed mapping.
+        value (Any): a JSON string, or an already-parsed mapping (flat or ``{"gt_parse": ...}``).
 
     Returns:
         dict[str, Any]: the flat record, values as stored (``"None"`` stays a string).
 
     Raises:
         W2DataError: if the cell is missing, not valid JSON, not an object, or does not
-            match ``W2Form`` (the message says which fields and why).
+            match ``W2Form`` (the message names the key and why).
     """
-    if value is None:
-        raise W2DataError("ground_truth is missing")
-    if isinstance(value, str):
-        try:
-            obj = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise W2DataError(f"ground_truth is not valid JSON ({e})") from None
-    else:
-        obj = value
-    if isinstance(obj, Mapping) and "gt_parse" in obj:
-        obj = obj["gt_parse"]
-    if not isinstance(obj, Mapping):
-        raise W2DataError(f"ground_truth is a JSON {type(obj).__name__}, not an object")
     try:
-        W2Form.model_validate(obj)
-    except ValidationError as e:
-        errors = e.errors()
-        first = errors[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(record)"
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise W2DataError(f"ground_truth does not match W2Form: {where}: {first['msg']}{more}") from None
-    return dict(obj)
+        return eval_parse_ground_truth(value)
+    except GroundTruthError as e:
+        raise W2DataError(f"ground_truth {e}") from None
 
 
 def _check_image(cell: Any) -> None:
-    """Check an undecoded HF Image cell without decoding its pixels."""
+    """Check an undecoded HF Image cell by the image policy (size limit, complete decode)."""
     if cell is None or (cell.get("bytes") is None and not cell.get("path")):
         raise W2DataError("image is missing")
     data, path = cell.get("bytes"), cell.get("path")
     if data is None and not os.path.exists(path):
         raise W2DataError(f"image file {path} does not exist")
-    source = io.BytesIO(data) if data is not None else path
     try:
-        with PILImage.open(source) as im:
-            im.verify()  # PNG: chunk checksums; others: header only. No pixel decoding.
-    except Exception as e:  # PIL raises many types for bad files
-        try:  # verify is stricter than decoding (e.g. a missing PNG end chunk): decode to be sure
-            if isinstance(source, io.BytesIO):
-                source.seek(0)
-            with PILImage.open(source) as im:
-                im.load()
-        except Exception:
-            raise W2DataError(f"image cannot be decoded ({type(e).__name__}: {e})") from None
+        decode_image(data if data is not None else path).close()
+    except ImageError as e:
+        raise W2DataError(str(e)) from None
 
 
 class _ImageCells:
     """Undecoded HF ``Image`` cells of one column, read straight from the Arrow table.
 
     Decoding repeats what ``datasets.Image.decode_example`` does for embedded bytes or a local
-    file (open, load, EXIF orientation, the feature's mode) without HF's per-row formatting.
+    file (open, load, EXIF orientation, the feature's mode) without HF's per-row formatting,
+    under the image policy (:mod:`eval.core.images`); an image with transparency becomes RGB
+    by its colour rule (composited on white) before the feature's mode is applied.
     """
 
     def __init__(self, ds: Any, column: str) -> None:
@@ -151,36 +130,47 @@ class _ImageCells:
 
         Raises:
             W2DataError: if the cell is empty.
-            Exception: whatever PIL raises for undecodable data.
+            ImageError: if the image is not usable (too large, does not decode).
         """
         cell = self._arrow[row].as_py()
         if cell is None or (cell.get("bytes") is None and not cell.get("path")):
             raise W2DataError("image is missing")
         data = cell.get("bytes")
-        image = PILImage.open(io.BytesIO(data) if data is not None else cell["path"])
-        image.load()
+        image = decode_image(data if data is not None else cell["path"])
         if image.getexif().get(ExifTags.Base.Orientation) is not None:
             image = ImageOps.exif_transpose(image)
+        if has_transparency(image):  # any other mode becomes RGB in the transform, by the same rule
+            image = to_rgb(image)
         if self._mode and image.mode != self._mode:
             image = image.convert(self._mode)
         return image
 
 
 def _load_split(data_dir: str | Path, split: str):  # -> datasets.Dataset
-    import datasets
-
+    """Load ``split`` of a ``DatasetDict`` directory (only that split is read), or a single-split directory."""
     path = Path(data_dir)
     if not path.is_dir():
         raise W2DataError(f"W-2 data directory {path} does not exist")
+    index = path / "dataset_dict.json"
     try:
-        ds = datasets.load_from_disk(str(path))
-    except FileNotFoundError as e:
-        raise W2DataError(f"{path} is not a dataset saved with save_to_disk ({e})") from None
-    if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
-            raise W2DataError(f"{path} has no split {split!r}; it has {', '.join(ds) or 'none'}")
-        ds = ds[split]
-    return ds
+        if index.is_file():
+            names = _split_names(index)
+            if split not in names:
+                raise W2DataError(f"{path} has no split {split!r}; it has {', '.join(names) or 'none'}")
+            return load_saved_split(path / split)
+        return load_saved_split(path)
+    except DatasetError as e:  # one line naming the directory or the file at fault
+        raise W2DataError(str(e)) from None
+
+
+def _split_names(index: Path) -> list[str]:
+    try:
+        names = json.loads(index.read_text(encoding="utf-8")).get("splits")
+    except (OSError, ValueError, AttributeError) as e:  # UnicodeDecodeError is a ValueError
+        raise W2DataError(f"{index}: not valid JSON ({' '.join(str(e).split())})") from None
+    if not isinstance(names, list):
+        raise W2DataError(f"{index}: no list of splits ('splits')")
+    return [str(n) for n in names]
 
 
 class W2Dataset(Dataset):
@@ -193,14 +183,16 @@ class W2Dataset(Dataset):
         data_dir (str | Path): a ``save_to_disk`` directory: a ``DatasetDict`` (then
             ``split`` picks the subdirectory) or a single split.
         split (str): split of a ``DatasetDict`` directory.
-        skip_invalid (bool): skip bad rows (and log their count once) instead of raising.
+        skip_invalid (bool): skip bad rows (and log their count once) instead of raising; a
+            split left with no row is still an error.
         filter_fn (Callable[[dict], bool] | None): keep only rows for which this returns True;
             it sees the raw row (decoded image, ground-truth string), like ``SFTDataset``'s.
         image_column (str): column of HF ``Image`` cells.
         ground_truth_column (str): column of ground-truth JSON (flat or ``gt_parse``-wrapped).
 
     Raises:
-        W2DataError: missing directory, split or column; a bad row when ``skip_invalid`` is False.
+        W2DataError: missing directory, split or column; a bad row when ``skip_invalid`` is
+            False; no usable row (the message says how many were skipped, and the first reasons).
     """
 
     def __init__(
@@ -254,6 +246,13 @@ class W2Dataset(Dataset):
                 continue
             self._rows.append(i)
             self._targets.append(target)
+        if not self._rows:
+            if self.skipped:  # _load_split refuses a split with no rows, so something was left out
+                first = "; ".join(f"row {row}: {problem}" for row, problem in self.skipped[:3])
+                why = f"all {len(self.skipped)} rows were skipped (skip_invalid); first: {first}"
+            else:
+                why = f"filter_fn kept none of {len(ds)} rows"
+            raise W2DataError(f"{where}: no usable rows: {why}")
         if self.skipped:
             first_row, first_problem = self.skipped[0]
             log.warning(
@@ -292,9 +291,8 @@ class W2Dataset(Dataset):
         row = self._rows[index]
         try:
             image = self._cells.decode(row)
-        except Exception as e:  # passed the upfront checks but the pixels do not decode
-            problem = f"image cannot be decoded ({type(e).__name__}: {e})"
-            raise W2DataError(f"{self._where} row {row}: {problem}") from e
+        except ImageError as e:  # passed the upfront check: the data changed since
+            raise W2DataError(f"{self._where} row {row}: {e}") from e
         return self._prepare({"image": image, "target": self._targets[index]})
 
 

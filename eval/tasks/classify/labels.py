@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from eval.core.records import DatasetRowError, decode_utf8
 from eval.core.replies import extract_json_value, strip_code_fences
 
 __all__ = [
@@ -139,11 +140,15 @@ def load_labels(path: str | Path) -> LabelSet:
         LabelSet: the labels in file order with their aliases.
 
     Raises:
-        LabelsFileError: if the file is empty, malformed, or has duplicate / clashing entries.
+        LabelsFileError: if the file is empty, not UTF-8 (names the line), malformed, or has
+            duplicate / clashing entries.
         FileNotFoundError: if it does not exist.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = decode_utf8(path.read_bytes(), path)
+    except DatasetRowError as e:
+        raise LabelsFileError(str(e)) from None
     labels: list[str] = []
     aliases: dict[str, str] = {}
     if path.suffix.lower() == ".json":

@@ -3,6 +3,11 @@ optional ``box_format`` (``pixel`` | ``normalized`` | ``grid``; the reader's def
 otherwise), optional ``width``/``height`` (read from the image header when a pixel row lacks
 them). Boxes are relative to the image as displayed (EXIF orientation applied, see
 :func:`eval.core.records.open_upright`) and are converted to the task's 0-1000 grid.
+
+A pixel row whose image cannot be measured (not an image, or over the size limit of
+:mod:`eval.core.images`) does not fail the read: its record carries the reason in
+``image_error``, so the evaluator reports that row as an input error and the training builder
+rejects or skips it, as for any other unusable image.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from eval.core.images import ImageError
 from eval.core.records import (
     DatasetRowError,
     Loaded,
@@ -32,12 +38,15 @@ class DetectRecord:
     Attributes:
         id (str): unique id within the dataset.
         image (Path): absolute image path.
-        boxes (tuple[detect.Box, ...]): ground-truth grid boxes (may be empty).
+        boxes (tuple[detect.Box, ...]): ground-truth grid boxes (may be empty; empty when
+            ``image_error`` is set).
+        image_error (Optional[str]): why the image cannot be used, when measuring it failed.
     """
 
     id: str
     image: Path
     boxes: tuple[detect.Box, ...]
+    image_error: Optional[str] = None
 
 
 def load_detect(
@@ -80,8 +89,8 @@ def load_detect(
         if fmt == "pixel" and boxes and not (isinstance(width, int) and isinstance(height, int)):
             try:
                 width, height = upright_size(image)  # header only; no decode
-            except OSError as e:
-                raise DatasetRowError(f"{where}: image {image} is not readable ({e})") from e
+            except ImageError as e:
+                return DetectRecord(rid, image, (), image_error=str(e))
         grid = []
         for i, box in enumerate(boxes):
             try:

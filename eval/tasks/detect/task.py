@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from eval.core.records import DatasetRowError
 from eval.core.report import pct
-from eval.core.splits import DatasetError, RecordSplit, record_image
+from eval.core.splits import DatasetError, InputError, RecordSplit, record_image
 from eval.core.task import Response, Sample, Task
 from eval.tasks.detect.boxes import BOX_FORMATS, DEFAULT_OBJECT, json_schema, parse_boxes, prompt, target_json
 from eval.tasks.detect.metrics import DetectScores, ImageResult, aggregate_detection, score_detection
@@ -121,8 +121,10 @@ class DetectTask(Task):
         """The image, the prompt and ``{"record_id", "boxes"}`` (grid boxes).
 
         Raises:
-            InputError: if the image cannot be read or does not decode.
+            InputError: if the image is not usable (unreadable, too large, does not decode).
         """
+        if row.image_error is not None:
+            raise InputError(f"row {index}: column 'image': {row.image_error}")
         data, mime = record_image(row, index)
         target = {"record_id": row.id, "boxes": [list(b) for b in row.boxes]}
         return Sample(id=index, image=data, mime=mime, prompt=self.prompt, target=target)

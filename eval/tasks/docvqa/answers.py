@@ -19,10 +19,13 @@ from typing import Any, Optional
 
 from eval.core.replies import strip_code_fences
 
-__all__ = ["ANSWER_KEY", "prompt", "json_schema", "target_text", "parse_answer"]
+__all__ = ["ANSWER_KEY", "MAX_ANSWER_CHARS", "prompt", "json_schema", "target_text", "parse_answer"]
 
 #: Key of the answer object under ``--structured``.
 ANSWER_KEY = "answer"
+#: Longest answer the token budget allows for: answers are copied from the page (a name, a
+#: date, an amount, at most an address or a sentence), far below this.
+MAX_ANSWER_CHARS = 256
 
 _PROMPT_TEMPLATE = (
     "Answer the question using the text in this document. Reply with the answer only, copied "

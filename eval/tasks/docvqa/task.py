@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from eval.core.records import DatasetRowError
 from eval.core.report import pct
 from eval.core.splits import DatasetError, RecordSplit, record_image
 from eval.core.task import Response, Sample, Task
-from eval.tasks.docvqa.answers import json_schema, parse_answer, prompt, target_text
+from eval.tasks.docvqa.answers import MAX_ANSWER_CHARS, json_schema, parse_answer, prompt, target_text
 from eval.tasks.docvqa.metrics import TAU, anls, exact_match
 from eval.tasks.docvqa.reader import DocVQARecord, load_docvqa
 
@@ -70,6 +70,13 @@ class DocVQATask(Task):
     def json_schema(self) -> dict[str, Any]:
         """``{"answer": "..."}``."""
         return json_schema()
+
+    def max_answer_chars(self, max_string_chars: int) -> Optional[int]:
+        """``{"answer": ...}`` with an answer of up to :data:`~eval.tasks.docvqa.answers.MAX_ANSWER_CHARS`
+        characters (or ``max_string_chars``, if larger)."""
+        from eval.core.schema_bounds import json_text_bound
+
+        return json_text_bound(json_schema(), max(max_string_chars, MAX_ANSWER_CHARS))
 
     def score(self, sample: Sample, response: Response) -> dict[str, Any]:
         """ANLS and exact match of one answer (a failed request is the empty answer).

@@ -11,9 +11,14 @@ the report's metrics.
   Σ correct fields / Σ ground-truth fields over all documents. Comparable with the published
   58 / 72 / 98 %.
 * ``accuracy`` is the same micro average with each value normalised first
-  (:func:`eval.core.values.normalize_value`): money and the control number as Decimal to the
-  cent, SSN and EIN by their digits only, everything else as text (NFKC, casefold, collapsed
-  whitespace), and ``"None"``, ``null`` and ``""`` all equal. A key missing from the prediction
+  (:func:`eval.core.values.normalize_value`), formatting forgiven but never content: money as
+  Decimal to the cent, with ``$`` and well-formed thousands grouping accepted (``"12,34"`` is
+  not 1234); the control number as the digits written (``"12345"`` = 12345, but the leading
+  zeros of ``"0012345"`` count: the dataset stores it as a JSON integer, so a prediction with
+  leading zeros is wrong, as in ``accuracy_strict``); SSN and EIN as their digits when written
+  in their layout (``123-45-6789``, ``12-3456789``, with hyphens, spaces or none:
+  ``"123-456-789"`` is not an EIN); everything else as text (NFKC, casefold, collapsed
+  whitespace); and ``"None"``, ``null`` and ``""`` all equal. A key missing from the prediction
   is wrong.
 * ``per_field_accuracy`` / ``per_field_accuracy_strict``: the same per field, over all scored
   documents (the reference averaged per field over parsed documents only).
@@ -35,7 +40,7 @@ from pydantic import ValidationError
 
 from eval.core.replies import extract_json_object
 from eval.core.values import normalize_value
-from eval.tasks.w2.schema import ID_NUMBER_FIELDS, INT_FIELDS, MONEY_FIELDS, W2Form
+from eval.tasks.w2.schema import ID_LAYOUTS, INT_FIELDS, MONEY_FIELDS, W2Form
 
 __all__ = ["field_kind", "values_match", "schema_error", "score_w2", "aggregate_w2"]
 
@@ -47,12 +52,15 @@ def field_kind(field: str) -> str:
         field (str): a field name.
 
     Returns:
-        str: ``"number"`` for amounts and the control number, ``"digits"`` for SSN/EIN, else ``"text"``.
+        str: ``"number"`` for amounts, ``"integer"`` for the control number, ``"identifier"``
+        for SSN/EIN, else ``"text"`` (see :func:`eval.core.values.normalize_value`).
     """
-    if field in MONEY_FIELDS or field in INT_FIELDS:
+    if field in MONEY_FIELDS:
         return "number"
-    if field in ID_NUMBER_FIELDS:
-        return "digits"
+    if field in INT_FIELDS:
+        return "integer"
+    if field in ID_LAYOUTS:
+        return "identifier"
     return "text"
 
 
@@ -67,8 +75,8 @@ def values_match(field: str, pred: Any, gt: Any) -> bool:
     Returns:
         bool: True if both normalise to the same value.
     """
-    kind = field_kind(field)
-    return normalize_value(pred, kind) == normalize_value(gt, kind)
+    kind, layout = field_kind(field), ID_LAYOUTS.get(field)
+    return normalize_value(pred, kind, layout) == normalize_value(gt, kind, layout)
 
 
 def schema_error(prediction: Mapping[str, Any]) -> Optional[str]:

@@ -22,6 +22,7 @@ __all__ = [
     "FIELDS",
     "MONEY_FIELDS",
     "INT_FIELDS",
+    "ID_LAYOUTS",
     "ID_NUMBER_FIELDS",
     "json_schema",
     "target_json",
@@ -94,8 +95,13 @@ MONEY_FIELDS: frozenset[str] = frozenset(
 )
 #: Integer fields.
 INT_FIELDS: frozenset[str] = frozenset(name for name, f in W2Form.model_fields.items() if f.annotation is int)
-#: Identification numbers (SSN, EIN): compared on their digits only after normalisation.
-ID_NUMBER_FIELDS: frozenset[str] = frozenset({"box_a_employee_ssn", "box_b_employer_identification_number"})
+#: Identification numbers and their digit groups: SSN ``123-45-6789``, EIN ``12-3456789``.
+ID_LAYOUTS: dict[str, tuple[int, ...]] = {
+    "box_a_employee_ssn": (3, 2, 4),
+    "box_b_employer_identification_number": (2, 7),
+}
+#: Identification numbers (SSN, EIN): compared on their digits when written in their layout.
+ID_NUMBER_FIELDS: frozenset[str] = frozenset(ID_LAYOUTS)
 
 
 def json_schema() -> dict[str, Any]:

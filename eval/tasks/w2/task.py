@@ -24,10 +24,10 @@ from eval.core.splits import (
     DatasetError,
     InputError,
     load_arrow_split,
-    parse_json_column,
     read_image_bytes,
 )
 from eval.core.task import Response, Sample, Task
+from eval.tasks.w2.ground_truth import GroundTruthError, parse_ground_truth
 from eval.tasks.w2.metrics import aggregate_w2, score_w2
 from eval.tasks.w2.schema import PROMPT, json_schema, target_json
 
@@ -40,7 +40,8 @@ class W2Task(Task):
     Args:
         image_column (str): the split's image column.
         target_column (str): the ground-truth column (JSON string of the flat record, or of
-            ``{"gt_parse": {...}}`` as in the original hub dataset).
+            ``{"gt_parse": {...}}`` as in the original hub dataset; see
+            :mod:`eval.tasks.w2.ground_truth`).
     """
 
     name = "w2"
@@ -95,13 +96,15 @@ class W2Task(Task):
             Sample: image, :data:`~eval.tasks.w2.schema.PROMPT` and the ground-truth dict.
 
         Raises:
-            InputError: if the ground truth is not a JSON object or the image does not decode.
+            InputError: if the ground truth is not a usable W-2 record
+                (:func:`~eval.tasks.w2.ground_truth.parse_ground_truth`, the check training
+                applies: it names the missing, unknown or mistyped key) or the image is not
+                usable; the message names the row and the column.
         """
-        gt = parse_json_column(row.get(self.target_column), index, self.target_column)
-        if isinstance(gt, dict) and set(gt) == {"gt_parse"}:
-            gt = gt["gt_parse"]
-        if not isinstance(gt, dict) or not gt:
-            raise InputError(f"row {index}: column {self.target_column!r}: expected a non-empty JSON object")
+        try:
+            gt = parse_ground_truth(row.get(self.target_column))
+        except GroundTruthError as exc:
+            raise InputError(f"row {index}: column {self.target_column!r}: {exc}") from None
         data, mime = read_image_bytes(row.get(self.image_column), index, self.image_column)
         return Sample(id=index, image=data, mime=mime, prompt=PROMPT, target=gt)
 

@@ -43,6 +43,13 @@ def test_log_keeps_last_record_per_id_and_skips_torn_lines(tmp_path: Path) -> No
     assert set(ResultsLog(path).read()) == {0, 2}
 
 
+def test_log_skips_a_line_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    path.write_bytes(b'{"id": 0, "status": "ok"}\n{"id": 1, "status": "\xff"}\n{"id": 2, "status": "ok"}\n')
+    log = ResultsLog(path)
+    assert set(log.read()) == {0, 2} and log.skipped_lines == 1  # row 1 is sent again on resume
+
+
 def test_final_statuses() -> None:
     assert FINAL_STATUSES == {"ok", "http_error", "input_error"}  # request_failed is retried on resume
 

@@ -98,3 +98,54 @@ def test_long_bounds_are_chained_in_pieces_xgrammar_compiles() -> None:
         assert all(n <= MAX_REPEAT for n in counts), pattern
         for n in range(high + 3):
             assert (re.fullmatch(pattern, "é" * n) is not None) == (low <= n <= high), (low, high, n)
+
+
+def _longest_w2_answer(max_string_chars: int) -> dict[str, Any]:
+    """A valid W-2 answer with every value as long as the bounded schema allows."""
+    from eval.tasks.w2 import W2Form
+
+    answer: dict[str, Any] = {}
+    for name, field in W2Form.model_fields.items():
+        if field.annotation is int:
+            answer[name] = -1_000_000_000
+        elif field.annotation is float:
+            answer[name] = -999_999_999.999999
+        else:
+            answer[name] = "ü" * max_string_chars  # non-ASCII is written as is
+    return answer
+
+
+@pytest.mark.parametrize("chars", [16, 64])
+def test_the_text_bound_covers_the_longest_valid_answer(chars: int) -> None:
+    from eval.core.schema_bounds import json_text_bound
+
+    longest = json.dumps(_longest_w2_answer(chars), ensure_ascii=False)
+    bound = json_text_bound(w2.json_schema(), max_string_chars=chars)
+    assert len(longest) <= bound <= len(longest) + len(w2.FIELDS)  # at most one digit per number over
+
+
+def test_text_bound_by_hand() -> None:
+    from eval.core.schema_bounds import json_text_bound
+
+    enum = {"type": "object", "properties": {"label": {"type": "string", "enum": ["A", "Mercedes-Benz"]}}}
+    assert json_text_bound(enum) == len('{"label": "Mercedes-Benz"}') == 26
+    box = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 1000}, "maxItems": 4}
+    boxes = {"type": "object", "properties": {"boxes": {"type": "array", "items": box, "maxItems": 2}}}
+    assert json_text_bound(boxes) == len(json.dumps({"boxes": [[1000] * 4] * 2}))
+    optional = {"anyOf": [{"type": "string", "maxLength": 5}, {"type": "null"}]}
+    assert json_text_bound(optional) == 7
+    assert json_text_bound({"type": "object"}) is None  # any keys: no bound
+    assert json_text_bound({"type": "object", "properties": {"x": {}}}) is None
+
+
+def test_default_token_budget_comes_from_the_task() -> None:
+    from eval.core.task import UNBOUNDED_MAX_TOKENS, answer_token_budget
+    from eval.tasks import get_task
+    from eval.tasks.classify import LabelSet
+
+    classify = get_task("classify")(LabelSet(("Acme", "Mercedes-Benz")))
+    assert answer_token_budget(classify, 64) == 97  # ceil(1.25 * 26) + 64
+    budgets = {name: answer_token_budget(get_task(name)(), 64) for name in ("w2", "detect", "docvqa")}
+    assert budgets == {"w2": 3941, "detect": 2158, "docvqa": 402}
+    assert all(b < UNBOUNDED_MAX_TOKENS for b in budgets.values())
+    assert answer_token_budget(get_task("w2")(), 16) < budgets["w2"]  # --max_string_chars bounds it

@@ -79,6 +79,26 @@ def test_read_image_bytes_formats_and_errors(tmp_path: Path) -> None:
         read_image_bytes({"bytes": None, "path": str(tmp_path / "missing.png")}, 7)
 
 
+def test_read_image_bytes_applies_the_image_policy() -> None:
+    from support.images import half_transparent_png, oversized_png, truncated_jpeg
+
+    with pytest.raises(
+        InputError, match=r"^row 3: column 'scan': image is too large: 12000x12000 = 144,000,000"
+    ):
+        read_image_bytes({"bytes": oversized_png(12000), "path": None}, 3, "scan")
+    with pytest.raises(InputError, match=r"^row 4: column 'image': image is too large: 196,000,000 pixels"):
+        read_image_bytes(oversized_png(14000), 4)
+    with pytest.raises(InputError, match=r"^row 5: column 'image': image does not decode \(OSError"):
+        read_image_bytes(truncated_jpeg(), 5)  # a valid header: only decoding finds it
+    with pytest.raises(InputError, match=r"^row 6: column 'image': image is too large"):
+        read_image_bytes(Image.new("1", (10000, 9000)), 6)
+    # Transparency is composited on white before sending, as training sees it.
+    sent, mime = read_image_bytes(half_transparent_png(), 7)
+    image = Image.open(io.BytesIO(sent))
+    assert mime == "image/png" and image.mode == "RGB"
+    assert image.getpixel((0, 0)) == (255, 127, 127) and image.getpixel((32, 24)) == (0, 0, 255)
+
+
 def test_parse_json_column() -> None:
     assert parse_json_column('{"a": 1}', 0, "ground_truth") == {"a": 1}
     assert parse_json_column({"a": 1}, 0, "ground_truth") == {"a": 1}
@@ -88,3 +108,42 @@ def test_parse_json_column() -> None:
         InputError, match=r"^row 3: column 'ground_truth': expected a JSON string, got NoneType"
     ):
         parse_json_column(None, 3, "ground_truth")
+
+
+def _broken_splits(root: Path, kit) -> dict[str, tuple[Path, str]]:
+    """A split directory broken in each way a copy or a crash leaves one, and the error expected."""
+    from datasets import Dataset
+
+    empty = root / "empty"
+    Dataset.from_dict({"image": [], "ground_truth": []}).save_to_disk(str(empty))
+    bad_state = kit.save_split(root / "bad_state", [kit.w2_record(0)])
+    (bad_state / "state.json").write_text('{"_data_files": [')
+    truncated = kit.save_split(root / "truncated", [kit.w2_record(i) for i in range(20)])
+    arrow = next(truncated.glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    missing = kit.save_split(root / "missing", [kit.w2_record(0)])
+    gone = next(missing.glob("*.arrow"))
+    gone.unlink()
+    return {
+        "empty split": (empty, rf"^{empty}: the split is empty \(saved from 0 rows\)$"),
+        "corrupt state.json": (bad_state, rf"^{bad_state / 'state.json'}: not valid JSON \(.*\)$"),
+        "truncated .arrow": (
+            truncated,
+            rf"^{arrow}: cannot read the Arrow data, truncated or corrupt \(.*\)$",
+        ),
+        "missing .arrow": (missing, rf"^{gone}: missing \(listed in state.json\)$"),
+    }
+
+
+def test_broken_split_directories_are_one_line_naming_the_path(tmp_path: Path, kit, capsys) -> None:
+    from eval.w2 import main
+
+    for name, (path, message) in _broken_splits(tmp_path, kit).items():
+        with pytest.raises(DatasetError, match=message):
+            load_arrow_split(path)
+        out = tmp_path / f"out_{path.name}"
+        assert (
+            main(["--model", "m", "--dataset", str(path), "--output_dir", str(out), "--no_progress"]) == 2
+        ), name
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and str(path) in err, (name, err)

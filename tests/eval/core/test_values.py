@@ -15,7 +15,7 @@ from eval.core.values import EMPTY, normalize_text, normalize_value, to_cents, t
         # numbers: Decimal to the cent, $ and thousands separators accepted
         ("number", 1000.0, 1000, True),
         ("number", "$1,234.50", 1234.5, True),
-        ("number", " 1 234.50 ", 1234.5, True),
+        ("number", " $ 1,234.50 ", 1234.5, True),
         ("number", "-$5", -5, True),
         ("number", "1234.505", 1234.51, True),  # half-up to the cent
         ("number", 1234.504, 1234.5, True),
@@ -51,17 +51,61 @@ from eval.core.values import EMPTY, normalize_text, normalize_value, to_cents, t
         ("date", "2024-02-30", "2024-03-01", False),  # not a date: text
         ("date", "2024-03-05", None, False),
         ("date", "", None, True),
+        # money accepts only well-formed thousands grouping: a decimal comma is not a separator
+        ("number", "12,34", 1234, False),
+        ("number", "1,2,3,4", 1234, False),
+        ("number", "1234,5", 12345, False),
+        ("number", "1,234,567.8", 1234567.8, True),
+        ("number", "12,345", 12345, True),
+        ("number", "1.234,56", 1234.56, False),
+        ("number", "1 234.50", 1234.5, False),  # a space inside is not a separator either
+        ("number", "12,34", "12,34", True),  # compared as text: equal to itself
+        # integer identifiers (the control number): digits as written, leading zeros kept
+        ("integer", "0012345", 12345, False),
+        ("integer", "12345", 12345, True),
+        ("integer", 12345.0, 12345, True),  # the same JSON number
+        ("integer", " 12345 ", 12345, True),
+        ("integer", "12,345", 12345, False),
+        ("integer", 12345.5, 12345, False),
+        ("integer", "0012345", "0012345", True),
+        ("integer", True, 1, False),
+        ("integer", None, "None", True),
     ],
 )
 def test_normalised_equality(kind: str, a: object, b: object, equal: bool) -> None:
     assert (normalize_value(a, kind) == normalize_value(b, kind)) is equal
 
 
+@pytest.mark.parametrize(
+    ("layout", "a", "b", "equal"),
+    [
+        ((3, 2, 4), "123-45-6789", "123456789", True),  # SSN: with or without its hyphens
+        ((3, 2, 4), "123 45 6789", "123-45-6789", True),  # or spaces, in the same places
+        ((3, 2, 4), "123-45-6789", "123-45-6780", False),
+        ((3, 2, 4), "12-345-6789", "123-45-6789", False),  # the digits, laid out wrongly
+        ((3, 2, 4), "123-45 6789", "123-45-6789", False),  # mixed separators
+        ((3, 2, 4), "XXX-XX-6789", "xxx-xx-6789", True),  # not an identifier: compared as text
+        ((3, 2, 4), None, "None", True),
+        ((2, 7), "12-3456789", "123456789", True),  # EIN
+        ((2, 7), "123-456-789", "12-3456789", False),
+        ((2, 7), "12 3456789", "12-3456789", True),
+        ((2, 7), "12-345-6789", "12-3456789", False),
+        ((2, 7), 123456789, "12-3456789", True),  # a JSON number of the right digits
+    ],
+)
+def test_identifiers_keep_their_digits_and_layout(layout: tuple, a: object, b: object, equal: bool) -> None:
+    assert (normalize_value(a, "identifier", layout) == normalize_value(b, "identifier", layout)) is equal
+
+
 def test_normalised_forms() -> None:
     assert normalize_value("$1,000", "number") == ("number", Decimal("1000.00"))
     assert normalize_value(None, "text") == EMPTY
     assert normalize_value("  A  b ", "text") == ("text", "a b")
-    assert normalize_value("12-3456789", "digits") == ("digits", "123456789")
+    assert normalize_value("12-3456789", "identifier", (2, 7)) == ("identifier", "123456789")
+    assert normalize_value("0012345", "integer") == ("integer", "0012345")
+    assert normalize_value(12345, "integer") == ("integer", "12345")
+    with pytest.raises(ValueError, match="needs a layout"):
+        normalize_value("12-3456789", "identifier")
     assert normalize_text("Ｗ－２\u00a0FORM") == "w-2 form"
     assert to_cents("1.005") == Decimal("1.01")
     assert to_cents(float("nan")) is None

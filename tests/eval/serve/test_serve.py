@@ -176,7 +176,7 @@ def test_start_failures_are_bounded_and_explained(tmp_path: Path, model_dir: Pat
         start_server(model_dir, "vllm")  # this environment has no vLLM, by design
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
 def test_cli_serves_until_a_terminating_signal_then_stops_the_server(
     sig: signal.Signals, model_dir: Path, fake_python: Path, tmp_path: Path
 ) -> None:
@@ -208,6 +208,39 @@ def test_cli_serves_until_a_terminating_signal_then_stops_the_server(
     assert eval_line.endswith("/v1 --model 11B-full --structured --dataset data/cars/test")
     assert "stopping the server" in out
     assert gone(child)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_a_killed_serve_command_does_not_leave_its_server_running(
+    model_dir: Path, fake_python: Path, tmp_path: Path
+) -> None:
+    """kill -9 cannot be caught: the kernel sends the server SIGTERM when its parent dies."""
+    from eval.serve import port_in_use
+
+    pidfile = tmp_path / "child.pid"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eval.serve", "--model", str(model_dir), "--backend", "vllm-cpu",
+         "--python", str(fake_python), "--port", "0"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "FAKE_CHILD_PID": str(pidfile)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while not lines or not lines[-1].startswith("stop with Ctrl-C"):
+            assert time.monotonic() < deadline and proc.poll() is None, (lines, proc.stderr.read())
+            lines.append(proc.stdout.readline())
+        port = int(next(x for x in lines if x.startswith("ready: ")).split(":")[3].split("/")[0])
+        server = int(
+            Path(f"/proc/{int(pidfile.read_text())}/stat").read_text().split()[3]
+        )  # the child's parent
+        assert port_in_use("127.0.0.1", port) and not gone(server, within=0.1)
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert gone(server) and not port_in_use("127.0.0.1", port)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_eval_output_runs_the_evaluation_then_stops(
@@ -245,3 +278,24 @@ def test_eval_output_runs_the_evaluation_then_stops(
     assert f"running: python -m eval.w2 --server_url {srv.url} --model tiny --dataset {split}" in printed
     assert json.loads((out / "report.json").read_text())["metrics"]["accuracy_strict"] == 1.0
     assert all(s.body["max_tokens"] == 64 for s in srv.seen)
+
+
+def test_secrets_in_server_arguments_are_masked_in_what_is_printed(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-sentinel-5150"
+    assert (
+        main(["--model", str(model_dir), "--backend", "vllm-cpu", "--dry-run", "--", "--api-key", secret])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "--api-key '***'" in printed and secret not in printed
+    echo = "import sys; print('non-default args:', sys.argv[1:]); sys.exit(3)"
+    crash = ServerProcess(
+        [sys.executable, "-c", echo, "--api-key", secret, "--url", f"http://bob:{secret}x@h/v1"],
+        f"http://127.0.0.1:{free_port()}/v1", "m", log_path=tmp_path / "crash.log",
+    )  # fmt: skip
+    with pytest.raises(ServerError) as info:
+        crash.start(timeout=30)
+    message = str(info.value)
+    assert "non-default args:" in message and "http://bob:***@h/v1" in message and secret not in message

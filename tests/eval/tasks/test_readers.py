@@ -115,3 +115,21 @@ def test_exif_orientation_is_applied(tmp_path):
     _write(tmp_path, [{"image": "r.jpg", "boxes": [[10, 20, 60, 180]]}])
     # pixel boxes are relative to the displayed image: x / 100, y / 200
     assert load_detect(tmp_path).records[0].boxes == ((100, 100, 600, 900),)
+
+
+def test_a_non_utf8_byte_names_the_file_and_line(tmp_path):
+    from eval.core.records import DatasetRowError
+    from eval.tasks.classify import load_labels
+
+    good = json.dumps({"image": "a.png", "question": "Q?", "answers": ["x"]}).encode()
+    (tmp_path / "a.png").write_bytes(b"")
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n" + good.replace(b"Q?", b"Caf\xe9?") + b"\n")
+    with pytest.raises(DatasetRowError, match=rf"^{path}:2: not UTF-8 text \(byte 0xe9 at column 36\)$"):
+        load_docvqa(path)
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(b"Acme\nBor\xe9alis\n")
+    with pytest.raises(ValueError, match=rf"^{labels}:2: not UTF-8 text \(byte 0xe9 at column 4\)$"):
+        load_labels(labels)
+    path.write_bytes(b"\xef\xbb\xbf" + good + b"\n")  # a byte-order mark is not an error
+    assert [r.question for r in load_docvqa(path)] == ["Q?"]

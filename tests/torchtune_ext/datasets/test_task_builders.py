@@ -106,12 +106,69 @@ def test_bad_row_error_and_skip(transform, data, tmp_path):
         docvqa_dataset(transform, source=str(only_bad), skip_invalid=True)
 
 
-def test_undecodable_image_names_record(transform, data, tmp_path):
-    (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    (tmp_path / "data.jsonl").write_text(json.dumps({"id": "x7", "image": "broken.jpg", "boxes": []}) + "\n")
-    ds = detect_dataset(transform, source=str(tmp_path))
-    with pytest.raises(DatasetRowError, match=r"data.jsonl: id x7: image .*broken.jpg cannot be decoded"):
-        ds[0]
+def _with_bad_images(folder, lines, image_key="image"):
+    """Rows 1-3 of a task's JSONL point at a 0-byte, a truncated and a non-image file; row 0 stays good."""
+    from support.images import truncated_jpeg
+
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "cut.jpg").write_bytes(truncated_jpeg())
+    (folder / "page.png").write_text("<html>not an image</html>")
+    rows = [json.loads(line) | {"id": f"r{i}"} for i, line in enumerate(lines[:4])]
+    for row, name in zip(rows[1:], ("empty.png", "cut.jpg", "page.png"), strict=True):
+        row[image_key] = name
+    return rows
+
+
+BUILDERS = {
+    "classify": (classify_dataset, {"labels": None}),
+    "detect": (detect_dataset, {}),
+    "docvqa": (docvqa_dataset, {}),
+}
+
+
+@pytest.mark.parametrize("task", list(BUILDERS))
+def test_unusable_images_are_found_when_built(transform, data, tmp_path, task):
+    """0-byte, truncated and non-image files: one clear error when built, or skipped with skip_invalid."""
+    build, extra = BUILDERS[task]
+    lines = (data / task / "train" / "data.jsonl").read_text().splitlines()
+    folder = tmp_path / task
+    folder.mkdir()
+    rows = _with_bad_images(folder, lines * 2)
+    good = folder / rows[0]["image"]
+    good.parent.mkdir(parents=True, exist_ok=True)
+    good.write_bytes((data / task / "train" / rows[0]["image"]).read_bytes())
+    source = folder / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if task == "classify":
+        extra = {"labels": str(data / task / "labels.txt")}
+    with pytest.raises(DatasetRowError) as info:
+        build(transform, source=str(source), **extra)
+    message = str(info.value)
+    assert message.startswith(f"{source}: id r1: image {folder / 'empty.png'}: image file "), message
+    assert message.endswith("is empty (0 bytes)") and "\n" not in message
+    ds = build(transform, source=str(source), skip_invalid=True, **extra)
+    assert len(ds) == 1 and len(ds.skipped) == 3
+    assert "image does not decode (OSError: image file is truncated" in ds.skipped[1]
+    assert "image does not decode (UnidentifiedImageError" in ds.skipped[2]
+    assert ds[0]["tokens"]  # the good row still trains
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))
+    with pytest.raises(
+        ValueError, match=r"no usable examples \(3 invalid rows skipped\); first: .*empty.png"
+    ):
+        build(transform, source=str(source), skip_invalid=True, **extra)
+
+
+def test_an_oversized_detection_image_is_rejected_not_fatal_to_reading(transform, tmp_path):
+    from support.images import oversized_png
+
+    (tmp_path / "big.png").write_bytes(oversized_png(14000))
+    (tmp_path / "data.jsonl").write_text(
+        json.dumps({"id": "x7", "image": "big.png", "boxes": [[1, 2, 3, 4]]}) + "\n"
+    )
+    with pytest.raises(
+        DatasetRowError, match=r"data.jsonl: id x7: image .*big.png: image is too large: 196,000,000"
+    ):
+        detect_dataset(transform, source=str(tmp_path))
 
 
 def test_packed_refused(transform, data):

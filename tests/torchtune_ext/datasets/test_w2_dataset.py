@@ -152,6 +152,8 @@ def good_row() -> tuple[bytes, dict[str, Any]]:
 
 
 def _bad_rows(good_row: tuple[bytes, dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None, Any, str]]:
+    from support.images import oversized_png, truncated_jpeg
+
     image, gt = good_row
     wrong_type = {**gt, FIELDS[9]: "lots"}
     missing = {k: v for k, v in gt.items() if k != FIELDS[3]}
@@ -159,8 +161,15 @@ def _bad_rows(good_row: tuple[bytes, dict[str, Any]]) -> list[tuple[str, dict[st
     ok = json.dumps(gt)
     return [
         ("missing image", None, ok, "image is missing"),
-        ("garbage image", {"bytes": b"not an image", "path": None}, ok, "image cannot be decoded"),
-        ("truncated image", {"bytes": image[: len(image) // 2], "path": None}, ok, "image cannot be decoded"),
+        ("garbage image", {"bytes": b"not an image", "path": None}, ok, "image does not decode"),
+        ("truncated image", {"bytes": image[: len(image) // 2], "path": None}, ok, "image does not decode"),
+        ("truncated jpeg", {"bytes": truncated_jpeg(), "path": None}, ok, "image does not decode (OSError"),
+        (
+            "oversized image",
+            {"bytes": oversized_png(12000), "path": None},
+            ok,
+            "image is too large: 12000x12000 = 144,000,000 pixels, over the limit of 89,478,485",
+        ),
         ("not json", {"bytes": image, "path": None}, "{box_1: 3", "ground_truth is not valid JSON"),
         ("not an object", {"bytes": image, "path": None}, "[1, 2]", "ground_truth is a JSON list"),
         ("no ground truth", {"bytes": image, "path": None}, None, "ground_truth is missing"),
@@ -187,6 +196,28 @@ def _write(path: Path, cells: list[Any], truths: list[Any]) -> Path:
     split = datasets.Dataset.from_dict({"image": cells, "ground_truth": truths}, features=features)
     datasets.DatasetDict({"train": split}).save_to_disk(str(path))
     return path
+
+
+def test_training_and_evaluation_reject_the_same_ground_truth(transform, good_row, tmp_path: Path) -> None:
+    """One validation (eval.tasks.w2.ground_truth) for the builder and the evaluator: same rows, same reason."""
+    from eval.core.splits import InputError
+    from eval.tasks.w2.task import W2Task
+
+    image, gt = good_row
+    cell = {"bytes": image, "path": None}
+    truths = [t for _, c, t, problem in _bad_rows(good_row) if c == cell and not problem.startswith("image")]
+    assert len(truths) == 6
+    truths.append(json.dumps({**gt, "box_99_unknown": "x"}))
+    for i, truth in enumerate(truths):
+        path = _write(tmp_path / f"gt{i}", [cell], [truth])
+        with pytest.raises(W2DataError) as trained:
+            w2_dataset(transform, data_dir=str(path))
+        task = W2Task()
+        split = task.load(path / "train")
+        with pytest.raises(InputError) as evaluated:
+            task.sample(split.row(0), 0)
+        reason = str(trained.value).split(" row 0: ground_truth ", 1)[1]
+        assert str(evaluated.value) == f"row 0: column 'ground_truth': {reason}", truth
 
 
 def test_path_only_image_cells_are_checked(tmp_path: Path, good_row) -> None:
@@ -245,16 +276,20 @@ def test_directory_split_and_column_errors(transform, prepared_dir: Path, tmp_pa
         w2_dataset(transform, data_dir=str(paths))  # a single-split directory is accepted as is
 
 
-def test_undecodable_jpeg_fails_at_access_naming_the_row(transform, good_row, tmp_path: Path) -> None:
-    """JPEG data is only checked by decoding; the upfront check reads headers, so this fails lazily."""
+def test_every_row_invalid_is_an_error_even_when_skipping(transform, good_row, tmp_path: Path) -> None:
+    """skip_invalid must not turn a dataset of bad rows into an empty one that trains 0 steps."""
     image, gt = good_row
-    buf = io.BytesIO()
-    Image.open(io.BytesIO(image)).save(buf, format="JPEG", quality=90)
-    truncated = buf.getvalue()[: len(buf.getvalue()) // 2]
-    path = _write(tmp_path / "lazy", [{"bytes": truncated, "path": None}], [json.dumps(gt)])
-    ds = w2_dataset(transform, data_dir=str(path))
-    with pytest.raises(W2DataError, match=r"split train row 0: image cannot be decoded \(OSError"):
-        ds[0]
+    bad = _bad_rows(good_row)[1:4]
+    path = _write(tmp_path / "all_bad", [c for _, c, _, _ in bad], [t for _, _, t, _ in bad])
+    with pytest.raises(W2DataError) as info:
+        w2_dataset(transform, data_dir=str(path), skip_invalid=True)
+    message = str(info.value)
+    assert message.startswith(f"{path} split train: no usable rows: all 3 rows were skipped (skip_invalid); ")
+    assert "first: row 0: image does not decode" in message and "row 1: image does not decode" in message
+    assert "\n" not in message
+    kept_none = _write(tmp_path / "filtered", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    with pytest.raises(W2DataError, match=r"split train: no usable rows: filter_fn kept none of 1 rows$"):
+        w2_dataset(transform, data_dir=str(kept_none), filter_fn=lambda row: False)
 
 
 def test_decoding_matches_hf_including_exif_orientation(good_row, tmp_path: Path) -> None:
@@ -279,3 +314,30 @@ def test_decoding_matches_hf_including_exif_orientation(good_row, tmp_path: Path
         assert ours.size == theirs.size and ours.mode == theirs.mode
         assert ours.tobytes() == theirs.tobytes()
     assert cells.decode(1).size == (160, 128)  # transposed from 128x160
+
+
+def test_broken_directories_are_one_line_naming_the_path(transform, good_row, tmp_path: Path) -> None:
+    image, gt = good_row
+    empty = _write(tmp_path / "empty", [], [])
+    bad_state = _write(tmp_path / "bad_state", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    (bad_state / "train" / "state.json").write_text("{")
+    bad_dict = _write(tmp_path / "bad_dict", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    (bad_dict / "dataset_dict.json").write_bytes(b"\xff\xfe")
+    truncated = _write(tmp_path / "truncated", [{"bytes": image, "path": None}] * 8, [json.dumps(gt)] * 8)
+    arrow = next((truncated / "train").glob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    # a broken split the run does not use does not stop it
+    other = _write(tmp_path / "other", [{"bytes": image, "path": None}], [json.dumps(gt)])
+    (other / "test").mkdir()
+    (other / "test" / "state.json").write_text("{")
+    (other / "dataset_dict.json").write_text('{"splits": ["train", "test"]}')
+    assert len(w2_dataset(transform, data_dir=str(other))) == 1
+    cases = {
+        empty: rf"^{empty / 'train'}: the split is empty \(saved from 0 rows\)$",
+        bad_state: rf"^{bad_state / 'train' / 'state.json'}: not valid JSON \(.*\)$",
+        bad_dict: rf"^{bad_dict / 'dataset_dict.json'}: not valid JSON \(.*\)$",
+        truncated: rf"^{arrow}: cannot read the Arrow data, truncated or corrupt \(.*\)$",
+    }
+    for path, message in cases.items():
+        with pytest.raises(W2DataError, match=message):
+            w2_dataset(transform, data_dir=str(path))

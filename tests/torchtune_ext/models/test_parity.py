@@ -166,6 +166,17 @@ def test_uncorrected_transformers_misses_the_bound(full_pair: Pair) -> None:
     assert before > 1e-3
 
 
+def _image_transform(pair: Pair):
+    from torchtune_ext.models import llama3_2_vision_transform
+
+    return llama3_2_vision_transform(
+        path=str(pair.dir / "original/tokenizer.model"),
+        special_tokens_path=str(pair.dir / "tokenizer.json"),
+        tile_size=TINY.tile_size,
+        image_dtype="float32",
+    )
+
+
 def test_image_preprocessors_agree(full_pair: Pair) -> None:
     """torchtune's CLIPImageTransform vs the HF MllamaImageProcessor the server runs.
 
@@ -174,14 +185,7 @@ def test_image_preprocessors_agree(full_pair: Pair) -> None:
     """
     from PIL import Image
 
-    from torchtune_ext.models import llama3_2_vision_transform
-
-    transform = llama3_2_vision_transform(
-        path=str(full_pair.dir / "original/tokenizer.model"),
-        special_tokens_path=str(full_pair.dir / "tokenizer.json"),
-        tile_size=TINY.tile_size,
-        image_dtype="float32",
-    )
+    transform = _image_transform(full_pair)
     rng = np.random.default_rng(0)
     for size, tiling in [v for v in CASES.values() if v[0] is not None] + [((100, 70), [2, 2])]:
         img = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
@@ -195,3 +199,59 @@ def test_image_preprocessors_agree(full_pair: Pair) -> None:
     tt = transform.transform_image({"image": shrunk})
     assert tt["aspect_ratio"].tolist() == [2, 2]
     assert 1e-5 < _max_diff(tt["image"], hf["pixel_values"][0, 0]) <= 0.03
+
+
+def _transparent_logo() -> bytes:
+    """A 112x56 RGBA logo (tiling 1x2, no resize): transparent background, an opaque blue square,
+    a half-transparent red band."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    logo = Image.new("RGBA", (112, 56), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(logo)
+    draw.rectangle([10, 10, 40, 40], fill=(0, 0, 255, 255))
+    draw.rectangle([60, 0, 100, 55], fill=(255, 0, 0, 128))
+    buf = io.BytesIO()
+    logo.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_transparent_images_agree_between_training_and_serving(full_pair: Pair, tmp_path: Path) -> None:
+    """RGBA: every training path shows the model what the server's image processor computes.
+
+    Serving: the HF processor composites transparency on white, on the stored RGBA image or on
+    the RGB PNG the evaluator sends. Training: the task builders (open_upright) and the W-2
+    builder (its decoder) apply the same rule before torchtune's transform. Control: torchtune's
+    own RGB conversion alone turns the transparent pixels black, far outside the bound.
+    """
+    import io
+
+    import datasets
+    from PIL import Image
+
+    from eval.core.records import open_upright
+    from eval.core.splits import read_image_bytes
+    from torchtune_ext.datasets._w2 import _ImageCells
+
+    stored = _transparent_logo()
+    (tmp_path / "logo.png").write_bytes(stored)
+    sent, _ = read_image_bytes(stored, 0)
+    features = datasets.Features({"image": datasets.Image()})
+    split = datasets.Dataset.from_dict({"image": [{"bytes": stored, "path": None}]}, features=features)
+
+    def processor(image: Image.Image) -> torch.Tensor:
+        return full_pair.proc.image_processor(images=[image], return_tensors="pt")["pixel_values"][0, 0, :2]
+
+    server_sees = processor(Image.open(io.BytesIO(stored)))
+    assert _max_diff(processor(Image.open(io.BytesIO(sent))), server_sees) == 0.0
+    transform = _image_transform(full_pair)
+    for name, image in {
+        "task builders": open_upright(tmp_path / "logo.png"),
+        "W-2 builder": _ImageCells(split, "image").decode(0),
+    }.items():
+        tiles = transform.transform_image({"image": image})
+        assert tiles["aspect_ratio"].tolist() == [1, 2]
+        assert _max_diff(tiles["image"], server_sees) <= 1e-5, name
+    black = transform.transform_image({"image": Image.open(io.BytesIO(stored))})["image"]
+    assert _max_diff(black, server_sees) > 3.0

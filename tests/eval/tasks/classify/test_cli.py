@@ -5,6 +5,8 @@ Answers are scripted per image; the metrics must equal the values counted by han
 
 import csv
 import json
+import math
+import re
 
 import pytest
 from testing_utils import eval_cli_args
@@ -66,6 +68,24 @@ def test_metrics_files_and_structured_request(tmp_path, kit, fault_server, cls_d
     schema = body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["label"]["enum"] == ["Acme", "Borealis"]
     assert "accuracy" in capsys.readouterr().out
+    # The token budget is the longest valid answer, {"label": "Borealis"}, with margin; not 8192.
+    assert body["max_tokens"] == 91 == math.ceil(1.25 * len('{"label": "Borealis"}')) + 64
+    assert report["args"]["max_tokens"] == 91
+
+
+def test_progress_line_says_what_is_slow(tmp_path, kit, fault_server, cls_data, capsys):
+    srv = fault_server(
+        _payloads(kit, cls_data),
+        {0: [kit.ok('{"label": "Acme"}', tokens=12, delay=0.2)]},
+        default=kit.ok("Acme " * 20, finish_reason="length", tokens=91, delay=0.2),
+    )
+    args = [a for a in _args(srv.url, cls_data, tmp_path / "out") if a != "--no_progress"]
+    assert main([*args, "--max_workers", "1"]) == 0
+    line = capsys.readouterr().err.strip().split("\r")[-1]
+    found = re.search(r"(\d+\.\d) s/answer, (\d+\.\d) tok/s, (\d+) tok/answer of max 91, 3 cut at max", line)
+    assert found, line
+    assert int(found.group(3)) == round((12 + 3 * 91) / 4)  # 71
+    assert 0.2 <= float(found.group(1)) < 5 and 20 < float(found.group(2)) < 500
 
 
 def test_resume_keeps_results_and_sends_nothing_new(tmp_path, kit, fault_server, cls_data, monkeypatch):
@@ -106,3 +126,20 @@ def test_resume_refuses_another_label_set(tmp_path, kit, fault_server, cls_data,
     (tmp_path / "more.txt").write_text("Acme\nBorealis\nCobalt\n")  # another prompt: not the same run
     assert main(_args(srv.url, cls_data, out, "--resume", "--labels", str(tmp_path / "more.txt"))) == 2
     assert "holds a different run" in capsys.readouterr().err
+
+
+def test_a_truncated_jpeg_is_an_input_error_not_sent(tmp_path, kit, fault_server, cls_data):
+    from support.images import truncated_jpeg
+
+    rows = [json.loads(x) for x in (cls_data / "test" / "data.jsonl").read_text().splitlines()]
+    (cls_data / "test" / rows[2]["image"]).write_bytes(truncated_jpeg())
+    srv = fault_server(_payloads(kit, cls_data), {}, default=kit.ok('{"label": "Acme"}'))
+    out = tmp_path / "out"
+    assert main(_args(srv.url, cls_data, out)) == 0
+    records = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert records[2]["status"] == "input_error"
+    assert records[2]["error"].startswith(
+        "row 2: column 'image': image does not decode (OSError: image file is truncated"
+    )
+    assert sorted(s.row for s in srv.seen) == [0, 1, 3]
+    assert json.loads((out / "report.json").read_text())["metrics"]["accuracy"] == pytest.approx(1 / 3)

@@ -74,3 +74,27 @@ def test_bad_row_is_one_line_error(tmp_path, det_data, capsys):
     assert main(_args("http://127.0.0.1:9/v1", det_data, tmp_path / "o")) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "data.jsonl:1: box 0:" in err and err.count("\n") == 1
+
+
+def test_unusable_images_are_their_rows_input_errors(tmp_path, kit, fault_server, det_data):
+    """An oversized image (its size is needed for pixel boxes) and a truncated JPEG: reported, not sent."""
+    from support.images import oversized_png, truncated_jpeg
+
+    (det_data / "big.png").write_bytes(oversized_png(14000))
+    (det_data / "cut.jpg").write_bytes(truncated_jpeg())
+    with (det_data / "data.jsonl").open("a") as f:
+        f.write(json.dumps({"id": "big", "image": "big.png", "boxes": [[50, 25, 150, 75]]}) + "\n")
+        f.write(
+            json.dumps({"id": "cut", "image": "cut.jpg", "boxes": [[1, 2, 3, 4]], "width": 64, "height": 48})
+            + "\n"
+        )
+    srv = fault_server({}, {}, default=kit.ok('{"boxes": [[250, 250, 750, 750]]}'))
+    out = tmp_path / "out"
+    assert main(_args(srv.url, det_data, out)) == 0
+    records = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert [records[i]["status"] for i in range(5)] == ["ok", "ok", "ok", "input_error", "input_error"]
+    assert records[3]["error"].startswith("row 3: column 'image': image is too large: 196,000,000 pixels")
+    assert records[4]["error"].startswith("row 4: column 'image': image does not decode (OSError")
+    assert len(srv.seen) == 3
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"]["input_error"] == 2 and report["metrics"]["f1"] == 1.0

@@ -45,3 +45,14 @@ def test_anls_and_exact_match(tmp_path, kit, fault_server):
     assert main([*args, "--resume"]) == 0
     assert [s.row for s in srv.seen] == [2]
     assert json.loads((out / "report.json").read_text())["metrics"]["anls"] == pytest.approx((2 + 4 / 7) / 3)
+
+
+def test_a_non_utf8_dataset_is_one_line_naming_file_and_line(tmp_path, capsys):
+    root = tmp_path / "dv"
+    root.mkdir()
+    Image.new("RGB", (8, 8)).save(root / "0.png")
+    row = json.dumps({"image": "0.png", "question": "Who?", "answers": ["x"]}).encode()
+    (root / "data.jsonl").write_bytes(row + b"\n" + row.replace(b"Who?", b"Wh\xff?") + b"\n")
+    assert main(eval_cli_args("http://127.0.0.1:9/v1", root, tmp_path / "out", retries=0, timeout=1)) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {root / 'data.jsonl'}:2: not UTF-8 text (byte 0xff at column 35)\n"

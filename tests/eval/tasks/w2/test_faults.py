@@ -95,7 +95,11 @@ def test_every_fault_is_survived_and_scored(tmp_path: Path, kit, fault_server, c
         (msg,) = seen.body["messages"]
         assert [p["type"] for p in msg["content"]] == ["image_url", "text"]
         assert msg["content"][1]["text"] == PROMPT
-        assert (seen.body["temperature"], seen.body["seed"], seen.body["max_tokens"]) == (0.0, 42, 8192)
+        assert (seen.body["temperature"], seen.body["seed"], seen.body["max_tokens"]) == (
+            0.0,
+            42,
+            3941,
+        )  # the W-2 token budget
         assert "response_format" not in seen.body
         assert seen.headers.get("authorization") == "Bearer sk-sentinel-7f3a"
     for file in out.iterdir():
@@ -254,7 +258,8 @@ def test_wait_for_server_waits_for_a_server_that_is_still_starting(
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     starting = threading.Timer(
-        1.5, lambda: fault_server({kit.b64(kit.png_bytes(0)): 0}, {0: [kit.ok(target_json(gts[0]))]}, port=port)
+        1.5,
+        lambda: fault_server({kit.b64(kit.png_bytes(0)): 0}, {0: [kit.ok(target_json(gts[0]))]}, port=port),
     )
     starting.start()
     try:
@@ -333,3 +338,123 @@ def test_ctrl_c_keeps_every_result_and_resume_finishes(tmp_path: Path, kit, faul
     assert sorted(s.row for s in healthy.seen) == [2, 3, 4]
     assert sorted(r["id"] for r in _lines(out)) == list(range(n))
     assert _report(out)["metrics"]["accuracy_strict"] == 1.0
+
+
+def test_an_oversized_image_is_its_rows_input_error_and_resume_works(
+    tmp_path: Path, kit, fault_server, no_chart
+) -> None:
+    from support.images import oversized_png
+
+    n = 4
+    gts = [kit.w2_record(i) for i in range(n)]
+    images = [kit.png_bytes(i) for i in range(n)]
+    images[1] = oversized_png(12000)  # over the policy's limit; Pillow alone only warns
+    images[2] = oversized_png(14000)  # over Pillow's own limit: DecompressionBombError
+    split = kit.save_split(tmp_path / "test", gts, images=images)
+    srv = fault_server(
+        {kit.b64(b): i for i, b in enumerate(images)}, {i: [kit.ok(target_json(gts[i]))] for i in range(n)}
+    )
+    out = tmp_path / "out"
+    assert main(_args(srv.url, split, out)) == 0
+    records = {r["id"]: r for r in _lines(out)}
+    assert [records[i]["status"] for i in range(n)] == ["ok", "input_error", "input_error", "ok"]
+    assert records[1]["error"] == (
+        "row 1: column 'image': image is too large: 12000x12000 = 144,000,000 pixels, over the limit of 89,478,485"
+    )
+    assert records[2]["error"].startswith("row 2: column 'image': image is too large: 196,000,000 pixels")
+    assert sorted(s.row for s in srv.seen) == [0, 3]  # never sent
+    report = _report(out)
+    assert report["counts"]["input_error"] == 2 and report["metrics"]["documents"] == 2
+    assert report["metrics"]["accuracy"] == 1.0 and report["complete"] is True
+    assert [e["ids"] for e in report["input_errors"]] == [[1], [2]]
+    assert main(_args(srv.url, split, out, "--resume")) == 0  # the same rows are final: nothing to send
+    assert len(srv.seen) == 2 and _report(out)["metrics"] == report["metrics"]
+
+
+def test_a_second_evaluator_on_the_same_output_dir_is_refused(
+    tmp_path: Path, kit, fault_server, capsys
+) -> None:
+    """The directory is locked while a run is in it; the lock does not outlive a killed run."""
+    n = 3
+    gts = [kit.w2_record(i) for i in range(n)]
+    split = kit.save_split(tmp_path / "test", gts)
+    ids = {kit.b64(kit.png_bytes(i)): i for i in range(n)}
+    answers = {i: [kit.ok(target_json(gts[i]))] for i in range(n)}
+    stuck = fault_server(ids, {0: answers[0], **{i: [kit.hang(60.0)] for i in range(1, n)}})
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "eval.w2",
+        *_args(stuck.url, split, out, "--timeout", "120", "--max_workers", "1"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(stuck.seen) < 2:  # row 0 answered, row 1 hanging
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.1)
+        for extra in ((), ("--resume",), ("--overwrite",)):
+            assert main(_args(stuck.url, split, out, *extra)) == 2
+            err = capsys.readouterr().err
+            assert err == (
+                f"error: {out} is in use by another evaluator (pid {first.pid}); "
+                "wait for it to finish, or use another --output_dir\n"
+            )
+        assert len(stuck.seen) == 2  # the refused runs sent nothing
+        assert [r["id"] for r in _lines(out)] == [0]  # and --overwrite deleted nothing
+        first.kill()  # SIGKILL: no cleanup runs
+        first.communicate(timeout=20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    healthy = fault_server(ids, answers)
+    assert main(_args(healthy.url, split, out, "--resume")) == 0
+    assert sorted(s.row for s in healthy.seen) == [1, 2]
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path: Path, kit, capsys) -> None:
+    split = kit.save_split(tmp_path / "test", [kit.w2_record(0)])
+    taken = tmp_path / "results.txt"
+    taken.write_text("not a directory")
+    assert main(_args("http://127.0.0.1:9/v1", split, taken)) == 2
+    assert capsys.readouterr().err == f"error: --output_dir {taken} is a file, not a directory\n"
+    assert main(_args("http://127.0.0.1:9/v1", split, taken / "sub")) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --output_dir {taken / 'sub'}: cannot create it ({taken} is a file)\n"
+    )
+    assert taken.read_text() == "not a directory"
+
+
+def test_credentials_in_the_server_url_are_never_printed_or_written(
+    tmp_path: Path, kit, fault_server, capsys
+) -> None:
+    gts = [kit.w2_record(i) for i in range(2)]
+    split = kit.save_split(tmp_path / "test", gts)
+    srv = fault_server(
+        {kit.b64(kit.png_bytes(i)): i for i in range(2)},
+        {0: [kit.ok(target_json(gts[0]))], 1: [kit.DROP]},  # row 1: a connection error, recorded
+    )
+    secret = "s3cr3t-Pa55"
+    url = srv.url.replace("http://", f"http://alice:{secret}@")
+    out = tmp_path / "out"
+    assert main(_args(url, split, out)) == 1
+    printed = capsys.readouterr()
+    assert main(_args(url.removesuffix("/v1"), split, tmp_path / "o2")) == 1  # warns about the missing /v1
+    printed2 = capsys.readouterr()
+    dead = f"http://alice:{secret}@127.0.0.1:9/v1"
+    assert main(_args(dead, split, tmp_path / "o3")) == 2
+    printed3 = capsys.readouterr()
+    assert "cannot reach the server at http://alice:***@127.0.0.1:9/v1" in printed3.err
+    assert "does not end in /v1" in printed2.err and "alice:***@" in printed2.err
+    for text in (printed.out, printed.err, printed2.out, printed2.err, printed3.out, printed3.err):
+        assert secret not in text
+    for file in [*out.iterdir(), *(tmp_path / "o2").iterdir()]:
+        assert secret.encode() not in file.read_bytes(), file
+    report = _report(out)
+    assert report["args"]["server_url"] == srv.url.replace("http://", "http://alice:***@")
+    assert report["counts"]["request_failed"] == 1  # the URL with credentials worked

@@ -32,12 +32,34 @@ def test_field_kinds() -> None:
     assert len({MONEY, CONTROL, BOX, TEXT, SSN, OTHER_TEXT}) == 6
     for f in FIELDS:
         expected = (
-            "number" if f in MONEY_FIELDS | INT_FIELDS else "digits" if f in ID_NUMBER_FIELDS else "text"
+            "number"
+            if f in MONEY_FIELDS
+            else "integer"
+            if f in INT_FIELDS
+            else "identifier"
+            if f in ID_NUMBER_FIELDS
+            else "text"
         )
         assert field_kind(f) == expected, f
     assert len(ID_NUMBER_FIELDS) == 2 and all(f in FIELDS for f in ID_NUMBER_FIELDS)
     assert values_match(MONEY, "$1,000.00", 1000.0)
     assert not values_match(TEXT, "1000", "ACME")
+
+
+def test_formatting_is_forgiven_never_content() -> None:
+    """A decimal comma, a wrong identifier layout, an identifier's leading zeros: all wrong."""
+    ein, ssn = "box_b_employer_identification_number", "box_a_employee_ssn"
+    assert ID_NUMBER_FIELDS == {ein, ssn}
+    wages = "box_1_wages"
+    assert not values_match(wages, "12,34", 1234.0) and not values_match(wages, "1,2,3,4", 1234.0)
+    assert values_match(wages, "$1,234.00", 1234.0)
+    assert not values_match(ein, "123-456-789", "12-3456789") and values_match(ein, "123456789", "12-3456789")
+    assert not values_match(ssn, "12-345-6789", "123-45-6789") and values_match(
+        ssn, "123 45 6789", "123-45-6789"
+    )
+    # The dataset stores the control number as a JSON integer (no leading zeros can be in the truth):
+    assert not values_match(CONTROL, "0012345", 12345)
+    assert values_match(CONTROL, "12345", 12345) and values_match(CONTROL, 12345, 12345)
 
 
 def test_strict_is_raw_python_equality_and_normalised_forgives_format() -> None:

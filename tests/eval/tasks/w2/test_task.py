@@ -32,10 +32,36 @@ def test_w2_sample_is_image_then_prompt_and_unwraps_gt_parse(tmp_path: Path, kit
     assert base64.b64decode(url.split(",", 1)[1]) == images[0]
     with pytest.raises(InputError, match=r"^row 2: column 'image': image does not decode"):
         task.sample(split.row(2), 2)
-    with pytest.raises(InputError, match=r"^row 3: column 'ground_truth': not valid JSON"):
+    with pytest.raises(InputError, match=r"^row 3: column 'ground_truth': is not valid JSON"):
         task.sample(split.row(3), 3)
-    with pytest.raises(InputError, match=r"^row 4: column 'ground_truth': expected a non-empty JSON object"):
+    with pytest.raises(InputError, match=r"^row 4: column 'ground_truth': is a JSON list, not an object"):
         task.sample(split.row(4), 4)
+
+
+def test_a_row_with_a_missing_or_unknown_key_is_an_input_error(tmp_path: Path, kit) -> None:
+    """Scored over 44 or 46 fields before; training rejects the same rows with the same reason."""
+    rec = kit.w2_record(0)
+    missing = {k: v for k, v in rec.items() if k != "box_3_social_security_wages"}
+    unknown = {**rec, "box_99_unknown": "x"}
+    wrong_type = {**rec, "box_1_wages": "lots"}
+    wrapped_with_more = {"gt_parse": rec, "meta": {"source": "scan"}}  # unwrapped, as the reference does
+    task = W2Task()
+    split = task.load(kit.save_split(tmp_path / "test", [missing, unknown, wrong_type, wrapped_with_more]))
+    with pytest.raises(
+        InputError,
+        match=r"^row 0: column 'ground_truth': does not match W2Form: box_3_social_security_wages: Field required$",
+    ):
+        task.sample(split.row(0), 0)
+    with pytest.raises(
+        InputError,
+        match=r"^row 1: column 'ground_truth': does not match W2Form: box_99_unknown: Extra inputs are not permitted$",
+    ):
+        task.sample(split.row(1), 1)
+    with pytest.raises(
+        InputError, match=r"^row 2: column 'ground_truth': does not match W2Form: box_1_wages: "
+    ):
+        task.sample(split.row(2), 2)
+    assert task.sample(split.row(3), 3).target == rec
 
 
 def test_prompt_mismatch_warns(tmp_path: Path, kit, capsys) -> None:
