@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
 
+from eval.core.redact import redact_url
 from eval.regress.harness import (
     DEFAULT_TASKS,
     STOP_MODES,
@@ -44,7 +42,7 @@ from eval.regress.runs import (
     write_samples,
 )
 
-__all__ = ["RESUME_KEYS", "RunOptions", "RunOutcome", "public_url", "results_table", "run_model"]
+__all__ = ["RESUME_KEYS", "RunOptions", "RunOutcome", "results_table", "run_model"]
 
 #: Run properties that must match for ``resume`` to continue a run.
 RESUME_KEYS = ("model", "tasks", "include_paths", "limit", "stop", "server_quantization", "lm_eval")
@@ -118,21 +116,6 @@ class RunOutcome:
     interrupted: bool = False
 
 
-def public_url(url: str) -> str:
-    """The URL without credentials, query or fragment (what gets written to files).
-
-    Args:
-        url (str): a server URL.
-
-    Returns:
-        str: ``scheme://host[:port]/path``.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def _timestamp() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
@@ -144,15 +127,13 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _preflight(server_url: str, timeout: float) -> None:
-    """Fail fast when nothing answers at the server URL (any HTTP answer is fine)."""
+    """Fail fast when nothing answers at the server URL (the evaluators' check, as a RunError)."""
+    from eval.core.cli import CLIError, preflight
+
     try:
-        with urllib.request.urlopen(server_url.rstrip("/") + "/models", timeout=timeout):
-            pass
-    except urllib.error.HTTPError:
-        return
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RunError(f"cannot reach the server at {public_url(server_url)}: {reason}") from exc
+        preflight(server_url, timeout)
+    except CLIError as exc:
+        raise RunError(str(exc)) from exc
 
 
 def _claim(out: Path, identity: Mapping[str, Any], resume: bool, overwrite: bool) -> tuple[dict, dict]:
@@ -273,7 +254,7 @@ def run_model(
     stop = opts.stop if opts.stop != "auto" else ("server" if vllm else "client")
     identity = {
         "model": opts.model,
-        "server_url": public_url(opts.server_url),
+        "server_url": redact_url(opts.server_url),
         "tasks": list(opts.tasks),
         "include_paths": [str(Path(p).resolve()) for p in opts.include_paths],
         "limit": opts.limit,
