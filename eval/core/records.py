@@ -12,7 +12,8 @@ it is skipped and reported in :attr:`Loaded.skipped` instead.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Optional, TypeVar
@@ -29,6 +30,7 @@ __all__ = [
     "read_jsonl",
     "resolve_jsonl",
     "row_id",
+    "write_jsonl",
     "upright_size",
 ]
 
@@ -273,3 +275,29 @@ def read_jsonl(
                 raise
             skipped.append(str(e))
     return records, skipped
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write rows as a JSONL file (UTF-8, non-ASCII kept) in one step: a temporary file renamed over it.
+
+    Args:
+        path (str | Path): the file (parents created).
+        rows (Iterable[Mapping[str, Any]]): the rows.
+
+    Returns:
+        int: number of rows written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    n = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n

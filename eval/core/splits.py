@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,6 +31,7 @@ __all__ = [
     "load_saved_split",
     "parse_json_column",
     "read_image_bytes",
+    "read_records",
     "record_image",
 ]
 
@@ -358,3 +359,30 @@ def record_image(record: Any, row_id: int) -> tuple[bytes, str]:
         InputError: if the file cannot be read or does not decode (names the row).
     """
     return read_image_bytes({"bytes": None, "path": str(record.image)}, row_id, "image")
+
+
+def read_records(reader: Callable[..., Any], path: str | Path, *args: Any, **kwargs: Any) -> RecordSplit:
+    """Read a task's JSONL records into a split, every problem as one :class:`DatasetError`.
+
+    Args:
+        reader (Callable[..., Any]): a task reader (``eval/tasks/<task>/reader.py``) returning
+            :class:`~eval.core.records.Loaded`.
+        path (str | Path): what ``--dataset`` names.
+        *args (Any): more positional arguments for the reader.
+        **kwargs (Any): keyword arguments for the reader.
+
+    Returns:
+        RecordSplit: the records.
+
+    Raises:
+        DatasetError: on a bad row, a missing file or an empty dataset (names file and line).
+    """
+    from eval.core.records import DatasetRowError
+
+    try:
+        loaded = reader(path, *args, **kwargs)
+    except (DatasetRowError, FileNotFoundError, ValueError) as exc:
+        raise DatasetError(str(exc)) from exc
+    if not loaded.records:
+        raise DatasetError(f"{loaded.source}: no records")
+    return RecordSplit(loaded)

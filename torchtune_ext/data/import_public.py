@@ -39,7 +39,7 @@ from typing import Any, Optional
 
 from PIL import Image
 
-from torchtune_ext.data.synth.drawing import write_jsonl
+from eval.core.records import write_jsonl
 
 __all__ = [
     "PublicImportError",

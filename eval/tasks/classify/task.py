@@ -21,9 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.core.records import DatasetRowError
 from eval.core.report import pct
-from eval.core.splits import DatasetError, RecordSplit, record_image
+from eval.core.splits import RecordSplit, read_records, record_image
 from eval.core.task import Response, Sample, Task
 from eval.tasks.classify.labels import LabelSet, json_schema, load_labels, parse_label, prompt, target_json
 from eval.tasks.classify.metrics import (
@@ -95,13 +94,7 @@ class ClassifyTask(Task):
         Raises:
             DatasetError: on a bad row or an empty dataset (names file and line).
         """
-        try:
-            loaded = load_classify(path, self.labels)
-        except (DatasetRowError, FileNotFoundError, ValueError) as exc:
-            raise DatasetError(str(exc)) from exc
-        if not loaded.records:
-            raise DatasetError(f"{loaded.source}: no records")
-        return RecordSplit(loaded)
+        return read_records(load_classify, path, self.labels)
 
     def sample(self, row: ClassifyRecord, index: int) -> Sample:
         """The image, the label prompt and ``{"record_id", "label"}``.

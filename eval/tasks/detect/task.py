@@ -21,9 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from eval.core.records import DatasetRowError
 from eval.core.report import pct
-from eval.core.splits import DatasetError, InputError, RecordSplit, record_image
+from eval.core.splits import InputError, RecordSplit, read_records, record_image
 from eval.core.task import Response, Sample, Task
 from eval.tasks.detect.boxes import BOX_FORMATS, DEFAULT_OBJECT, json_schema, parse_boxes, prompt, target_json
 from eval.tasks.detect.metrics import DetectScores, ImageResult, aggregate_detection, score_detection
@@ -109,13 +108,7 @@ class DetectTask(Task):
         Raises:
             DatasetError: on a bad row or an empty dataset (names file and line).
         """
-        try:
-            loaded = load_detect(path, box_format=self.box_format)
-        except (DatasetRowError, FileNotFoundError, ValueError) as exc:
-            raise DatasetError(str(exc)) from exc
-        if not loaded.records:
-            raise DatasetError(f"{loaded.source}: no records")
-        return RecordSplit(loaded)
+        return read_records(load_detect, path, box_format=self.box_format)
 
     def sample(self, row: DetectRecord, index: int) -> Sample:
         """The image, the prompt and ``{"record_id", "boxes"}`` (grid boxes).

@@ -17,9 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from eval.core.records import DatasetRowError
 from eval.core.report import pct
-from eval.core.splits import DatasetError, RecordSplit, record_image
+from eval.core.splits import RecordSplit, read_records, record_image
 from eval.core.task import Response, Sample, Task
 from eval.tasks.docvqa.answers import MAX_ANSWER_CHARS, json_schema, parse_answer, prompt, target_text
 from eval.tasks.docvqa.metrics import TAU, anls, exact_match
@@ -45,13 +44,7 @@ class DocVQATask(Task):
         Raises:
             DatasetError: on a bad row or an empty dataset (names file and line).
         """
-        try:
-            loaded = load_docvqa(path)
-        except (DatasetRowError, FileNotFoundError, ValueError) as exc:
-            raise DatasetError(str(exc)) from exc
-        if not loaded.records:
-            raise DatasetError(f"{loaded.source}: no records")
-        return RecordSplit(loaded)
+        return read_records(load_docvqa, path)
 
     def sample(self, row: DocVQARecord, index: int) -> Sample:
         """The page image, the question prompt and ``{"record_id", "answers"}``.

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from eval.core.client import response_format
-from eval.core.records import DatasetRowError
 from eval.core.report import pct
-from eval.core.splits import DatasetError, RecordSplit, record_image
+from eval.core.splits import RecordSplit, read_records, record_image
 from eval.core.task import Response, Sample, Task
 from eval.tasks.extract.answers import default_prompt, read_prompt_file, target_json
 from eval.tasks.extract.metrics import aggregate_extract, score_extract
@@ -96,13 +95,7 @@ class ExtractTask(Task):
         Raises:
             DatasetError: on a bad row or an empty dataset (names file and line).
         """
-        try:
-            loaded = load_extract(path, self.schema)
-        except (DatasetRowError, FileNotFoundError, ValueError) as exc:
-            raise DatasetError(str(exc)) from exc
-        if not loaded.records:
-            raise DatasetError(f"{loaded.source}: no records")
-        return RecordSplit(loaded)
+        return read_records(load_extract, path, self.schema)
 
     @staticmethod
     def sample_target(row: ExtractRecord) -> dict[str, Any]:

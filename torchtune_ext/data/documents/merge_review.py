@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from eval.core.records import DatasetRowError
+from eval.core.records import DatasetRowError, write_jsonl
 from eval.tasks.extract import load_schema
 from eval.tasks.extract.schema import SchemaFileError
 from torchtune_ext.data.documents.label import check_label
@@ -37,7 +37,6 @@ from torchtune_ext.data.documents.pages import (
     REVIEWED_FILE,
     append_jsonl,
     read_rows,
-    write_jsonl_atomic,
 )
 from torchtune_ext.data.documents.rules import RulesFileError, load_rules
 
@@ -96,7 +95,7 @@ def merge_review(pages: str | Path, schema: str | Path, rules: Optional[str | Pa
             remaining.append({**row, "reason": reason})
     append_jsonl(pages / REVIEWED_FILE, reviewed)
     append_jsonl(pages / DROPPED_FILE, dropped)
-    write_jsonl_atomic(pages / REVIEW_FILE, remaining)
+    write_jsonl(pages / REVIEW_FILE, remaining)
     return MergeReport(len(reviewed), len(dropped), len(remaining))
 
 

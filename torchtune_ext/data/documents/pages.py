@@ -43,7 +43,6 @@ __all__ = [
     "page_id",
     "read_rows",
     "record_row",
-    "write_jsonl_atomic",
 ]
 
 DATA_FILE = "data.jsonl"
@@ -149,31 +148,6 @@ def append_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
         for row in rows:
             f.write(_dumps(row))
             n += 1
-    return n
-
-
-def write_jsonl_atomic(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Replace a JSONL file in one step (a temporary file renamed over it).
-
-    Args:
-        path (Path): the file.
-        rows (Iterable[Mapping[str, Any]]): the rows.
-
-    Returns:
-        int: rows written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    n = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(_dumps(row))
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return n
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from eval.core.records import DatasetRowError
+from eval.core.records import DatasetRowError, write_jsonl
 from eval.tasks.extract import ExtractSchema, load_schema, parse_extract_row
 from eval.tasks.extract.schema import SchemaFileError
 from torchtune_ext.data.documents.pages import (
@@ -48,7 +48,6 @@ from torchtune_ext.data.documents.pages import (
     copy_file,
     read_rows,
     record_row,
-    write_jsonl_atomic,
 )
 
 __all__ = ["SPLITS", "SplitReport", "assign_split", "main", "split_documents"]
@@ -180,7 +179,7 @@ def split_documents(
             copy_file(record.image, dest)
             rows.append({**record_row(record, root), "image": f"images/{dest.name}"})
         if rows or root.is_dir() or shares[name] > 0:  # an empty split with a share still gets its file
-            write_jsonl_atomic(root / DATA_FILE, rows)
+            write_jsonl(root / DATA_FILE, rows)
         report.pages[name] = len(rows)
         report.documents[name] = len({r.doc_id for r in chosen})
     out.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from torchtune_ext.data.synth.drawing import font, gradient, split_seed, write_jsonl
+from eval.core.records import write_jsonl
+from torchtune_ext.data.synth import add_split_arguments, write_splits
+from torchtune_ext.data.synth.drawing import font, gradient, split_seed
 
 __all__ = ["generate_detect"]
 
@@ -136,10 +137,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p (argparse.ArgumentParser): the subcommand's parser.
     """
     p.description = "Product photos with nutrition tables and their boxes, for the detection task."
-    p.add_argument("--output-dir", type=Path, required=True, help="directory to write (created)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
-    p.add_argument("--train", type=int, default=48, help="training examples (default: 48)")
-    p.add_argument("--test", type=int, default=16, help="test examples (default: 16)")
+    add_split_arguments(p, train=48, test=16)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,16 +149,4 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         int: exit status (0 ok, 2 bad input, with ``error: ...`` on stderr).
     """
-    if args.train < 0 or args.test < 0:
-        print("error: --train and --test must be >= 0", file=sys.stderr)
-        return 2
-    try:
-        generate_detect(args.output_dir, seed=args.seed, train=args.train, test=args.test)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for split in ("train", "test"):
-        path = args.output_dir / split / "data.jsonl"
-        with path.open(encoding="utf-8") as f:
-            print(f"wrote {sum(1 for _ in f)} rows to {path}")
-    return 0
+    return write_splits(args, generate_detect)

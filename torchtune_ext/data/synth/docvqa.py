@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from torchtune_ext.data.synth.drawing import font, split_seed, write_jsonl
+from eval.core.records import write_jsonl
+from torchtune_ext.data.synth import add_split_arguments, write_splits
+from torchtune_ext.data.synth.drawing import font, split_seed
 
 __all__ = ["generate_docvqa"]
 
@@ -184,10 +185,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p (argparse.ArgumentParser): the subcommand's parser.
     """
     p.description = "Document pages with question/answer pairs, for the DocVQA task."
-    p.add_argument("--output-dir", type=Path, required=True, help="directory to write (created)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
-    p.add_argument("--train", type=int, default=24, help="training examples (default: 24)")
-    p.add_argument("--test", type=int, default=8, help="test examples (default: 8)")
+    add_split_arguments(p, train=24, test=8)
     p.add_argument("--questions-per-page", type=int, default=2, help="questions per page, 1-6 (default: 2)")
 
 
@@ -200,22 +198,4 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         int: exit status (0 ok, 2 bad input, with ``error: ...`` on stderr).
     """
-    if args.train < 0 or args.test < 0:
-        print("error: --train and --test must be >= 0", file=sys.stderr)
-        return 2
-    try:
-        generate_docvqa(
-            args.output_dir,
-            seed=args.seed,
-            questions_per_page=args.questions_per_page,
-            train=args.train,
-            test=args.test,
-        )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for split in ("train", "test"):
-        path = args.output_dir / split / "data.jsonl"
-        with path.open(encoding="utf-8") as f:
-            print(f"wrote {sum(1 for _ in f)} rows to {path}")
-    return 0
+    return write_splits(args, generate_docvqa, questions_per_page=args.questions_per_page)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterable
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["font", "gradient", "jitter", "regular_polygon", "write_jsonl", "split_seed"]
+__all__ = ["font", "gradient", "jitter", "regular_polygon", "split_seed"]
 
 Color = tuple[int, int, int]
 
@@ -81,25 +77,6 @@ def regular_polygon(
         rotation (float): rotation in degrees.
     """
     draw.regular_polygon((center[0], center[1], radius), sides, rotation=rotation, fill=fill)
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSON lines (UTF-8, non-ASCII kept).
-
-    Args:
-        path (Path): output file (parents created).
-        rows (Iterable[dict[str, Any]]): the rows.
-
-    Returns:
-        int: number of rows written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def split_seed(seed: int, split: str, index: int) -> random.Random:
