@@ -37,6 +37,7 @@ def test_every_table_marker_has_the_script_that_writes_it() -> None:
         assert re.search(rf'"{name}"', writers), f"no benchmark script writes table {name!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "name", "args"),
     [

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from testing_utils import REPO, run_cmd
 
 
+@pytest.mark.slow
 def test_times_lora_through_tune_run(tiny_checkpoint: Path, w2_data: Path) -> None:
     proc = run_cmd(
         [

@@ -22,6 +22,7 @@ def _bench() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 def test_tiny_full_and_lora_two_steps_on_cpu() -> None:
     proc = run_cmd(
         [

@@ -87,6 +87,7 @@ def test_deterministic_for_a_seed(tiny_checkpoint: Path, tmp_path: Path) -> None
     assert make_tiny_main(["--output-dir", str(tmp_path / "again")]) == 2
 
 
+@pytest.mark.slow
 def test_shipped_tokenizer_is_what_training_produces(tmp_path: Path) -> None:
     from tiktoken.load import load_tiktoken_bpe
 

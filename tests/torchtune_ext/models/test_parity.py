@@ -23,6 +23,8 @@ from support import parity
 from torchtune_ext.export import export_checkpoint
 from torchtune_ext.models import TINY, llama3_2_vision_tiny
 
+pytestmark = pytest.mark.slow  # each fixture runs a couple of training steps of the tiny model
+
 BOUND = 1e-4
 #: (width, height) of the test image -> the tiling the processor must pick; None = text only.
 CASES = {
