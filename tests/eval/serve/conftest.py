@@ -4,7 +4,8 @@
 ``python -c CODE`` (the backend probe) succeeds, anything else runs :data:`FAKE_SERVER`
 with the server's own arguments. The fake server reads ``--port`` and the model name the way
 the backends pass them (``serve DIR`` for transformers, ``--served-model-name`` for vLLM),
-spawns one child process (as uvicorn and vLLM's engine do; its pid goes to ``$FAKE_CHILD_PID``),
+spawns one child process (as uvicorn and vLLM's engine do; its pid goes to ``$FAKE_CHILD_PID``)
+and stops it on SIGTERM as they do,
 answers ``/health`` after ``$FAKE_DELAY`` seconds, lists its model on ``/v1/models`` (unless
 ``$FAKE_UNLISTED``), and answers a chat request for its own model only.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 FAKE_SERVER = r"""
-import http.server, json, os, subprocess, sys, time
+import http.server, json, os, signal, subprocess, sys, time
 
 args = sys.argv[1:]
 port = int(args[args.index("--port") + 1])
@@ -27,6 +28,15 @@ if "--served-model-name" in args:
 else:
     model = args[args.index("serve") + 1]
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+
+def _shutdown(signum, frame):  # what vLLM and uvicorn do on SIGTERM: stop the workers, then exit
+    child.terminate()
+    child.wait(10)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, _shutdown)
 if os.environ.get("FAKE_CHILD_PID"):
     with open(os.environ["FAKE_CHILD_PID"], "w") as f:
         f.write(f"{child.pid}\n")

@@ -231,13 +231,12 @@ def test_a_killed_serve_command_does_not_leave_its_server_running(
             assert time.monotonic() < deadline and proc.poll() is None, (lines, proc.stderr.read())
             lines.append(proc.stdout.readline())
         port = int(next(x for x in lines if x.startswith("ready: ")).split(":")[3].split("/")[0])
-        server = int(
-            Path(f"/proc/{int(pidfile.read_text())}/stat").read_text().split()[3]
-        )  # the child's parent
+        worker = int(pidfile.read_text())
+        server = int(Path(f"/proc/{worker}/stat").read_text().split()[3])  # the worker's parent
         assert port_in_use("127.0.0.1", port) and not gone(server, within=0.1)
         proc.kill()
         proc.communicate(timeout=30)
-        assert gone(server) and not port_in_use("127.0.0.1", port)
+        assert gone(server) and gone(worker) and not port_in_use("127.0.0.1", port)
     finally:
         if proc.poll() is None:
             proc.kill()
