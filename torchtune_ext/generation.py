@@ -7,7 +7,7 @@ and the cross-attention mask, then one token at a time with the mask's last row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -43,11 +43,14 @@ def greedy_generate(
     max_new_tokens: int,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    max_seq_len: int | None = None,
+    all_finished: Callable[[bool], bool] | None = None,
 ) -> list[int]:
     """Greedily continue a conversation with an assistant turn.
 
-    Caches are set up on the first call for ``transform.max_seq_len`` tokens and reset on
-    every call, so one model can answer many prompts.
+    Caches are set up on the first call for ``max_seq_len`` tokens (unless the caller set
+    them up, e.g. with torchtune's ``local_kv_cache``) and reset on every call, so one model
+    can answer many prompts.
 
     Args:
         model (DeepFusionModel): the model, on ``device``, in eval mode.
@@ -56,14 +59,23 @@ def greedy_generate(
         max_new_tokens (int): generation budget.
         device (torch.device | str): device of the model.
         dtype (torch.dtype): dtype of the caches (the model's dtype).
+        max_seq_len (int | None): length of the KV cache and of the attention mask (the
+            prompt plus the budget must fit); ``transform.max_seq_len`` if None. Caches set
+            up by the caller must have this length.
+        all_finished (Callable[[bool], bool] | None): for processes that share one model's
+            forward passes (FSDP shards): called once per decoding step with whether this
+            process has finished, it returns whether every process has; a process that has
+            finished keeps stepping (its extra tokens discarded) until all have, so every
+            process runs the same number of forward passes. None: stop on the stop token.
 
     Returns:
-        list[int]: generated token ids, the stop token excluded.
+        list[int]: generated token ids, the stop token excluded; ``max_new_tokens`` ids when
+        the budget ran out.
 
     Raises:
-        ValueError: if the prompt plus the budget exceed ``transform.max_seq_len``.
+        ValueError: if the prompt plus the budget exceed ``max_seq_len``.
     """
-    max_len = transform.max_seq_len
+    max_len = transform.max_seq_len if max_seq_len is None else max_seq_len
     conversation = [*messages, Message(role="assistant", content="")]
     sample = transform({"messages": conversation}, inference=True)
     seq_len = len(sample["tokens"])
@@ -107,10 +119,13 @@ def greedy_generate(
         batch["encoder_mask"] = batch["encoder_mask"][:, -1:]
     generated: list[int] = []
     stop = set(transform.stop_tokens)
+    finished = False
     for _ in range(max_new_tokens):
-        if token.item() in stop:
+        finished = finished or token.item() in stop
+        if all_finished(finished) if all_finished is not None else finished:
             break
-        generated.append(token.item())
+        if not finished:
+            generated.append(token.item())
         logits = model(
             token, mask=causal[None, seq_len, None, :], input_pos=positions[None, seq_len], **batch
         )
