@@ -50,6 +50,7 @@ from torchtune_ext.training import (
     GracefulStop,
     Key,
     MetricsLog,
+    ValidationRunner,
     WeightsWriter,
     check_resumable,
     clear_previous_run,
@@ -59,7 +60,6 @@ from torchtune_ext.training import (
     plot_metrics,
     save_resume_state,
     set_rng_state,
-    setup_validation,
     strict_config,
     trainable_state_dict,
 )
@@ -133,10 +133,6 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
         self.stopped_early = False
 
         self._batch_size = cfg.batch_size
-        self._run_val_every_n_steps = cfg.run_val_every_n_steps
-        self._keep_best = cfg.keep_best
-        self._early_stopping = cfg.early_stopping
-        self._last_val_step: Optional[int] = None
 
     def load_checkpoint(self, cfg_checkpointer: DictConfig) -> dict[str, Any]:
         """Read the base weights through the config's checkpointer.
@@ -160,8 +156,8 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
             cfg (DictConfig): the checked config.
         """
         # What can be wrong in the config is checked first, before any weight is read.
-        self._validation, self._tracker, self._best_metric = setup_validation(
-            cfg.dataset_val, cfg.keep_best, cfg.early_stopping
+        self._val = ValidationRunner(
+            cfg.dataset_val, cfg.run_val_every_n_steps, cfg.keep_best, cfg.early_stopping, self._output_dir
         )
         resume = load_resume_state(self._output_dir) if self._resume_from_checkpoint else None
         if resume is not None:
@@ -239,8 +235,7 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
         self.global_step = resume["global_step"]
         self.steps_in_epoch = resume["steps_in_epoch"]
         self.stopped_early = resume["stopped_early"]
-        self._tracker.load_state_dict(resume["tracker"])
-        self._last_val_step = resume["last_val_step"]
+        self._val.load_state_dict(resume["validation"])
         if resume["dataloader"] is not None:
             self._dataloader.load_state_dict(resume["dataloader"])
         # Mid-epoch, the generators are restored after the epoch's iterator is created (see train).
@@ -282,12 +277,14 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
                 model, auto_wrap_policy={modules.TransformerSelfAttentionLayer}
             )
         self._load_base_weights(model, model_state_dict)
-        if trained_state_dict is not None:
-            missing, unexpected = model.load_state_dict(trained_state_dict, strict=False)
-            if unexpected or set(trained_state_dict) != set(trainable_state_dict(model, model.state_dict())):
-                raise RuntimeError(
-                    f"resume state does not match the model's trained parameters (unexpected: {unexpected[:3]})"
+        if trained_state_dict is not None:  # the resumed run's trained weights over the base ones
+            expected = set(trainable_state_dict(model, model.state_dict()))
+            if set(trained_state_dict) != expected:
+                raise ConfigError(
+                    "resume_from_checkpoint: the saved weights are not this model's trained parameters "
+                    f"(saved {len(trained_state_dict)} tensors, {len(expected)} expected); was the model changed?"
                 )
+            model.load_state_dict({**model.state_dict(), **trained_state_dict}, strict=True)
         training.validate_expected_param_dtype(model.named_parameters(), dtype=self._dtype)
         self.activations_handling_ctx = training.get_act_offloading_ctx_manager(
             model, enable_activation_offloading
@@ -395,8 +392,7 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
                 "optimizer": optimizer.state_dict(),
                 "dataloader": self._dataloader.state_dict() if self.steps_in_epoch else None,
                 "rng": get_rng_state(self._device),
-                "tracker": self._tracker.state_dict(),
-                "last_val_step": self._last_val_step,
+                "validation": self._val.state_dict(),
             },
         )
 
@@ -413,57 +409,24 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
         del logits  # free logits otherwise it peaks backward memory
         return loss
 
-    def validate(self) -> None:
-        """Validate, log the metrics, keep the best weights and decide on early stopping."""
-        result = self._validation.run(
+    def validate(self, epoch: int) -> None:
+        """Validate; keep the weights as ``best/`` when they are the best so far."""
+
+        def save_best(record: dict[str, Any]) -> None:
+            state = {training.MODEL_KEY: self._full_state_dict()}
+            self._weights.write(state, "best", epoch=epoch, extra={"best.json": record})
+
+        self._val.run(
             self._model,
             self._tokenizer,
             step=self.global_step,
+            epoch=epoch,
             device=self._device,
             dtype=self._dtype,
-            out_dir=self._output_dir / "validation" / f"step_{self.global_step}",
+            metrics=self._metrics,
+            save_best=save_best,
         )
-        value = self._validation.headline(result.metrics, self._best_metric)
-        improved = self._tracker.update(self.global_step, value)
-        self._last_val_step = self.global_step
-        self._metrics.log("val", self.global_step, result.scalars(), best=improved, seconds=result.seconds)
-        log.info(
-            f"validation at step {self.global_step}: {self._best_metric}={value} "
-            f"({result.seconds:.1f}s){' - new best' if improved else ''}"
-        )
-        if improved and self._keep_best:
-            self._weights.write(
-                {training.MODEL_KEY: self._full_state_dict()},
-                "best",
-                epoch=self.epochs_run,
-                extra={"best.json": self._best_record(result.metrics)},
-            )
-        if self._tracker.should_stop:
-            self.stopped_early = True
-            log.info(
-                f"early stopping at step {self.global_step}: no {self._best_metric} improvement above "
-                f"{self._tracker.min_delta} in {self._tracker.patience} validation(s); best was "
-                f"{self._tracker.best_value} at step {self._tracker.best_step}"
-            )
-        plot_metrics(self._metrics.records(), self._output_dir / "plots", self._best_metric)
-
-    def _best_record(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "step": self.global_step,
-            "epoch": self.epochs_run,
-            "metric": self._best_metric,
-            "mode": self._tracker.mode,
-            "value": self._tracker.best_value,
-            "validation": f"validation/step_{self.global_step}",
-            "metrics": {k: v for k, v in metrics.items() if not isinstance(v, dict)},
-        }
-
-    def _val_due(self, end_of_epoch: bool) -> bool:
-        if self._validation is None or self._last_val_step == self.global_step:
-            return False
-        if self._run_val_every_n_steps is None:
-            return end_of_epoch
-        return self.global_step % self._run_val_every_n_steps == 0
+        self.stopped_early = self._val.should_stop
 
     def train(self) -> int:
         """The training loop: stock steps, plus validation, early stopping, save points and clean stops.
@@ -546,10 +509,10 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
                     running_loss, num_tokens = 0, 0
 
                     end_of_epoch = self.steps_in_epoch >= self._steps_per_epoch
-                    last_step = end_of_epoch and curr_epoch + 1 == self.total_epochs
-                    if self._val_due(end_of_epoch) or (last_step and self._validation is not None):
-                        if self._last_val_step != self.global_step:
-                            self.validate()
+                    if self._val.due(
+                        self.global_step, end_of_epoch, end_of_epoch and curr_epoch + 1 == self.total_epochs
+                    ):
+                        self.validate(curr_epoch)
                     if self.stopped_early:
                         self.epochs_run = curr_epoch + 1
                         self.steps_in_epoch = 0
@@ -576,7 +539,7 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
                 self.epochs_run += 1
                 self.steps_in_epoch = 0
                 self.save_checkpoint(epoch=curr_epoch)
-                plot_metrics(self._metrics.records(), self._output_dir / "plots", self._best_metric)
+                plot_metrics(self._metrics.records(), self._output_dir / "plots", self._val.metric)
                 if stop.requested():
                     log.info(
                         f"Stopped by signal {stop.signal} after epoch {curr_epoch}; resume_from_checkpoint=True continues."
@@ -584,7 +547,7 @@ class FullFinetuneVisionRecipe(FTRecipeInterface):
                     self._profiler.stop()
                     return stop.exit_status
         self._profiler.stop()
-        plot_metrics(self._metrics.records(), self._output_dir / "plots", self._best_metric)
+        plot_metrics(self._metrics.records(), self._output_dir / "plots", self._val.metric)
         return 0
 
     def cleanup(self) -> None:

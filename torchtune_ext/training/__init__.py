@@ -40,6 +40,7 @@ from torchtune_ext.training.tracking import BestTracker
 from torchtune_ext.training.validation import (
     TaskValidation,
     ValidationResult,
+    ValidationRunner,
     preserved_rng,
     setup_validation,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "Section",
     "TaskValidation",
     "ValidationResult",
+    "ValidationRunner",
     "WeightsWriter",
     "atomic_save",
     "atomic_torch_save",

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -146,6 +147,8 @@ def _fits(value: Any, tp: Any) -> Optional[bool]:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is str:
         return isinstance(value, str)
+    if isinstance(tp, type) and issubclass(tp, torch.Tensor):
+        return isinstance(value, torch.Tensor)  # never from YAML
     return None
 
 
@@ -234,7 +237,7 @@ def _check_keys(
         if name not in keys:
             if not path and name in variables:
                 continue
-            errors.append(_unknown(path, name, sorted(keys), "not read by this recipe"))
+            errors.append(_unknown(path, name, sorted(set(keys) | variables), "not read by this recipe"))
             continue
         tp = keys[name].type
         if value is None and keys[name].default is None:

@@ -83,20 +83,35 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _storage(t: torch.Tensor) -> Optional[int]:
+    t = getattr(t, "_local_tensor", t)  # an FSDP2 shard: its local tensor
+    try:
+        return t.untyped_storage().data_ptr() if t.numel() else None
+    except (RuntimeError, NotImplementedError):  # tensor subclasses without a storage
+        return None
+
+
 def trainable_state_dict(
     model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """The entries of a (full, CPU) model state dict whose parameters are trained.
+    """The entries of a full (CPU) model state dict that are not frozen parameters.
+
+    An entry is left out when the model's own state dict serves it straight from a frozen
+    parameter; anything else (trained parameters, buffers, entries that state-dict hooks
+    assemble, such as a fusion embedding's combined table) is kept, so loading the result over
+    the base checkpoint restores the trained model exactly.
 
     Args:
-        model (torch.nn.Module): the model (its ``requires_grad`` flags decide).
-        state_dict (Mapping[str, torch.Tensor]): its full state dict.
+        model (torch.nn.Module): the model (its ``requires_grad`` flags decide; FSDP2 shards too).
+        state_dict (Mapping[str, torch.Tensor]): its full state dict, same keys.
 
     Returns:
-        dict[str, torch.Tensor]: trained parameters only.
+        dict[str, torch.Tensor]: the entries to save.
     """
-    trained = {name for name, p in model.named_parameters() if p.requires_grad}
-    return {k: v for k, v in state_dict.items() if k in trained}
+    frozen = {_storage(p) for p in model.parameters() if not p.requires_grad} - {None}
+    live = model.state_dict()
+    keep = {k for k, v in live.items() if _storage(v) is None or _storage(v) not in frozen}
+    return {k: v for k, v in state_dict.items() if k in keep}
 
 
 def save_resume_state(output_dir: Path, state: Mapping[str, Any]) -> Path:
@@ -132,7 +147,7 @@ def load_resume_state(output_dir: Path) -> dict[str, Any]:
             f"resume_from_checkpoint=True but {path} does not exist: this output_dir has no saved run "
             "to continue (run without resume_from_checkpoint to start it)"
         )
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
 def check_resumable(saved_cfg: Mapping[str, Any], cfg: DictConfig) -> list[str]:

@@ -59,7 +59,7 @@ from torchtune_ext.training.atomic import atomic_write_text
 from torchtune_ext.training.config_check import ConfigError
 from torchtune_ext.training.tracking import BestTracker
 
-__all__ = ["TaskValidation", "ValidationResult", "preserved_rng", "setup_validation"]
+__all__ = ["TaskValidation", "ValidationResult", "ValidationRunner", "preserved_rng", "setup_validation"]
 
 
 @dataclass
@@ -392,6 +392,170 @@ class TaskValidation:
             )
         value = metrics[key]
         return None if value is None else float(value)
+
+
+class ValidationRunner:
+    """A recipe's validation schedule, metric log, keep-best and early stopping in one place.
+
+    Built from the ``dataset_val``, ``run_val_every_n_steps``, ``keep_best`` and
+    ``early_stopping`` config keys. :meth:`run` validates, logs the scalar metrics (``val/<name>``
+    to the metric logger, ``kind: val`` to ``metrics.jsonl``), asks the recipe to save the
+    weights as ``best/`` when the tracked metric improves, and redraws the plots.
+
+    Args:
+        cfg_val (Any): ``dataset_val`` (None: no validation; then nothing is ever due).
+        every_n_steps (Optional[int]): ``run_val_every_n_steps`` (None: after every epoch).
+        cfg_keep_best (Any): ``keep_best`` (``metric``, ``mode``) or None.
+        cfg_early_stopping (Any): ``early_stopping`` (``patience``, ``min_delta``) or None.
+        output_dir (Path): the run's output directory (``validation/``, ``plots/``).
+
+    Raises:
+        ConfigError: see :func:`setup_validation`, and for ``run_val_every_n_steps`` < 1.
+    """
+
+    def __init__(
+        self,
+        cfg_val: Any,
+        every_n_steps: Optional[int],
+        cfg_keep_best: Any,
+        cfg_early_stopping: Any,
+        output_dir: Path,
+    ) -> None:
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ConfigError(f"run_val_every_n_steps must be >= 1 or null, got {every_n_steps}")
+        self.validation, self.tracker, self.metric = setup_validation(
+            cfg_val, cfg_keep_best, cfg_early_stopping
+        )
+        self.every_n_steps = every_n_steps
+        self.keep_best = bool(cfg_keep_best) and self.validation is not None
+        self.output_dir = Path(output_dir)
+        self.last_step: Optional[int] = None
+
+    @property
+    def enabled(self) -> bool:
+        """bool: a validation is configured."""
+        return self.validation is not None
+
+    @property
+    def should_stop(self) -> bool:
+        """bool: early stopping asks training to end."""
+        return self.tracker.should_stop
+
+    def due(self, step: int, end_of_epoch: bool, end_of_training: bool) -> bool:
+        """Whether to validate after this optimizer step.
+
+        Args:
+            step (int): the step just taken.
+            end_of_epoch (bool): it ended an epoch.
+            end_of_training (bool): it is the last step of the run (always validated).
+
+        Returns:
+            bool: validate now.
+        """
+        if self.validation is None or self.last_step == step:
+            return False
+        if end_of_training:
+            return True
+        if self.every_n_steps is None:
+            return end_of_epoch
+        return step % self.every_n_steps == 0
+
+    def run(
+        self,
+        model: nn.Module,
+        transform: Any,
+        *,
+        step: int,
+        epoch: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        metrics: Any,
+        save_best: Any,
+        world_size: int = 1,
+        rank: int = 0,
+    ) -> ValidationResult:
+        """Validate, log, keep the best weights and update the early-stopping count.
+
+        Args:
+            model (nn.Module): the model being trained.
+            transform (Any): its model transform.
+            step (int): the current optimizer step.
+            epoch (int): the current epoch.
+            device (torch.device): training device.
+            dtype (torch.dtype): training dtype.
+            metrics (Any): the run's :class:`~torchtune_ext.training.MetricsLog` (None off rank 0).
+            save_best (Callable[[dict[str, Any]], None]): called (on every rank) with the
+                ``best.json`` record when this validation is the new best and keep-best is on.
+            world_size (int): processes sharing the model.
+            rank (int): this process's rank (rank 0 writes).
+
+        Returns:
+            ValidationResult: the result.
+        """
+        from torchtune import utils
+
+        from torchtune_ext.training.metrics import plot_metrics
+
+        assert self.validation is not None
+        result = self.validation.run(
+            model,
+            transform,
+            step=step,
+            device=device,
+            dtype=dtype,
+            out_dir=self.output_dir / "validation" / f"step_{step}" if rank == 0 else None,
+            world_size=world_size,
+            rank=rank,
+        )
+        value = self.validation.headline(result.metrics, self.metric)
+        improved = self.tracker.update(step, value)
+        self.last_step = step
+        log = utils.get_logger("INFO")
+        note = " - new best" if improved else ""
+        utils.log_rank_zero(
+            log, f"validation at step {step}: {self.metric}={value} ({result.seconds:.1f}s){note}"
+        )
+        if metrics is not None:
+            metrics.log("val", step, result.scalars(), best=improved, seconds=result.seconds)
+        if improved and self.keep_best:
+            save_best(
+                {
+                    "step": step,
+                    "epoch": epoch,
+                    "metric": self.metric,
+                    "mode": self.tracker.mode,
+                    "value": value,
+                    "validation": f"validation/step_{step}",
+                    "metrics": {k: v for k, v in result.metrics.items() if not isinstance(v, dict)},
+                }
+            )
+        if self.should_stop:
+            utils.log_rank_zero(
+                log,
+                f"early stopping at step {step}: no {self.metric} improvement above {self.tracker.min_delta} "
+                f"in {self.tracker.patience} validation(s); best {self.tracker.best_value} at step "
+                f"{self.tracker.best_step}",
+            )
+        if metrics is not None:
+            plot_metrics(metrics.records(), self.output_dir / "plots", self.metric)
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        """Keep-best bookkeeping and the last validated step, for the resume state.
+
+        Returns:
+            dict[str, Any]: plain values.
+        """
+        return {"tracker": self.tracker.state_dict(), "last_step": self.last_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`.
+
+        Args:
+            state (dict[str, Any]): from :meth:`state_dict`.
+        """
+        self.tracker.load_state_dict(state["tracker"])
+        self.last_step = state["last_step"]
 
 
 def setup_validation(
