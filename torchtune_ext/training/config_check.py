@@ -14,7 +14,8 @@ top-level key the recipe reads to a :class:`Key` (type, default, help), checked 
 * a declared key's value must have the declared type.
 
 Each problem names the dotted key and the nearest valid key (:mod:`difflib`); all problems
-are reported on one line. The checked config gets every missing key's default and refuses
+are reported on one line. An optional component whose ``_component_`` is null is off
+(``dataset_val=null`` on the command line). The checked config gets every missing key's default and refuses
 reading an undeclared top-level key (OmegaConf struct mode), so a recipe cannot read a key it
 did not declare, and a test checks that it reads every key it declares.
 """
@@ -279,6 +280,13 @@ def check_config(cfg: DictConfig, keys: Mapping[str, Key]) -> DictConfig:
     except OmegaConfBaseException as e:
         raise ConfigError(f"config: {str(e).splitlines()[0]}") from None
     assert isinstance(raw, dict) and isinstance(resolved, dict)
+    # torchtune's command line cannot remove a component (`~key` is refused) and turns
+    # `key=null` into `key._component_=null`: that switches an optional component off.
+    for name, key in keys.items():
+        node = resolved.get(name)
+        if isinstance(key.type, Component) and key.default is None and isinstance(node, dict):
+            if "_component_" in node and node["_component_"] is None:
+                resolved[name] = raw[name] = None
     errors: list[str] = []
     _check_keys("", resolved, keys, variables, errors)
     if errors:
