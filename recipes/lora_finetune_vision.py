@@ -186,7 +186,7 @@ class LoRAFinetuneVisionRecipe(FTRecipeInterface):
 
         self._loss_fn = config.instantiate(cfg.loss)
         if self._compile:
-            self._loss_fn = training.compile_loss(self._loss_fn)
+            training.compile_loss(self._loss_fn)  # in place for chunked CE; LinearCrossEntropyLoss runs eager
         if hasattr(self._loss_fn, "set_model_output"):
             # LinearCrossEntropyLoss: the model returns hidden states, the loss projects them.
             self._loss_fn.set_model_output(self._model)

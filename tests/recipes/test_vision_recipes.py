@@ -54,7 +54,9 @@ def _tune(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subp
     proc = subprocess.run([TUNE, "run", *args], cwd=cwd, env=env or _env(), capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     if proc.returncode != 0:
-        pytest.fail(f"tune run {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        pytest.fail(
+            f"tune run {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
@@ -90,7 +92,14 @@ def test_run_writes_validations_best_logs_and_plots(reference: Path, w2_data: Pa
     assert [r["step"] for r in val] == [2, 4, 6]
     # Logged per step: loss, lr, throughput and peak memory (RSS on CPU), to disk and in metrics.jsonl.
     log = next((reference / "logs").glob("log_*.txt")).read_text()
-    for key in ("loss:", "lr:", "tokens_per_second_per_gpu:", "samples_per_second:", "peak_rss_gib:", "val/accuracy:"):
+    for key in (
+        "loss:",
+        "lr:",
+        "tokens_per_second_per_gpu:",
+        "samples_per_second:",
+        "peak_rss_gib:",
+        "val/accuracy:",
+    ):
         assert key in log, key
     for name in ("loss.png", "validation.png", "memory.png"):
         assert (reference / "plots" / name).read_bytes().startswith(b"\x89PNG"), name
@@ -108,7 +117,11 @@ def test_run_writes_validations_best_logs_and_plots(reference: Path, w2_data: Pa
     for r in val:
         tracker.update(r["step"], r["accuracy"])
     best = json.loads((reference / "best" / "best.json").read_text())
-    assert (best["step"], best["metric"], best["value"]) == (tracker.best_step, "accuracy", tracker.best_value)
+    assert (best["step"], best["metric"], best["value"]) == (
+        tracker.best_step,
+        "accuracy",
+        tracker.best_value,
+    )
     assert [r["step"] for r in val if r["best"]][-1] == tracker.best_step
     if tracker.best_step <= 3:  # best before the end of epoch 0: best/ holds those weights, not the last
         assert not _same_weights(reference / "best", reference / "epoch_1")
@@ -214,7 +227,9 @@ def test_two_cpu_processes_follow_the_single_device_curve(
 
 
 @pytest.mark.slow
-def test_qlora_early_stops_and_keeps_merged_best(tiny_checkpoint: Path, w2_data: Path, tmp_path: Path) -> None:
+def test_qlora_early_stops_and_keeps_merged_best(
+    tiny_checkpoint: Path, w2_data: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     args = [LORA, "--config", str(REPO / "configs" / "tiny" / "lora_w2_val.yaml"), f"base_dir={tiny_checkpoint}",
             f"data_dir={w2_data}", f"output_dir={out}", "model._component_=torchtune_ext.models.qlora_llama3_2_vision_tiny",
@@ -224,12 +239,12 @@ def test_qlora_early_stops_and_keeps_merged_best(tiny_checkpoint: Path, w2_data:
     records = _records(out)
     val = [r for r in records if r["kind"] == "val"]
     tracker = BestTracker(patience=1)
-    for stop_at, r in enumerate(val):
+    for r in val:
         tracker.update(r["step"], r["accuracy"])
+        last = r["step"]
         if tracker.should_stop:
             break
     assert tracker.should_stop, "the metric kept improving: no early stop to check"
-    last = val[stop_at]["step"]
     assert max(r["step"] for r in records) == last < 6, "training went on after early stopping"
     assert f"early stopping at step {last}" in proc.stderr + proc.stdout
     best = json.loads((out / "best" / "best.json").read_text())

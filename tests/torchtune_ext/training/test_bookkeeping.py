@@ -98,9 +98,9 @@ def test_resume_needs_a_saved_run_and_the_same_data_order(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="resume_from_checkpoint=True but .* does not exist"):
         load_resume_state(tmp_path)
     saved = {"batch_size": 4, "epochs": 2, "resume_from_checkpoint": False}
-    assert check_resumable(saved, OmegaConf.create({**saved, "epochs": 3, "resume_from_checkpoint": True})) == [
-        "epochs"
-    ]
+    assert check_resumable(
+        saved, OmegaConf.create({**saved, "epochs": 3, "resume_from_checkpoint": True})
+    ) == ["epochs"]
     with pytest.raises(ConfigError, match=r"batch_size: 4 -> 2"):
         check_resumable(saved, OmegaConf.create({**saved, "batch_size": 2}))
 

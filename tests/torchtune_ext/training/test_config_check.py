@@ -98,8 +98,13 @@ def test_sections_and_lists_of_components() -> None:
     with pytest.raises(ConfigError, match="unknown key 'section.b'"):
         check_config(OmegaConf.create({"section": {"b": 2}}), keys)
     cfg = _merged(["dataset=[]"])
-    cfg.dataset = [OmegaConf.to_container(cfg.dataset), {"_component_": "torchtune_ext.datasets.w2_dataset", "dta_dir": "x"}]
-    with pytest.raises(ConfigError, match=r"unknown key 'dataset\[1\]\.dta_dir'.*did you mean 'dataset\[1\]\.data_dir'"):
+    cfg.dataset = [
+        OmegaConf.to_container(cfg.dataset),
+        {"_component_": "torchtune_ext.datasets.w2_dataset", "dta_dir": "x"},
+    ]
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'dataset\[1\]\.dta_dir'.*did you mean 'dataset\[1\]\.data_dir'"
+    ):
         check_config(cfg, _keys())
 
 

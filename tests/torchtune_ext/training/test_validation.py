@@ -44,7 +44,9 @@ def tiny(tiny_checkpoint: Path):
 
 
 def _run(validation: TaskValidation, model: torch.nn.Module, transform, out: Path | None = None):
-    return validation.run(model, transform, step=3, device=torch.device("cpu"), dtype=torch.float32, out_dir=out)
+    return validation.run(
+        model, transform, step=3, device=torch.device("cpu"), dtype=torch.float32, out_dir=out
+    )
 
 
 def test_records_rescore_to_the_same_metrics_with_the_evaluator(tiny, w2_data: Path, tmp_path: Path) -> None:
@@ -56,7 +58,11 @@ def test_records_rescore_to_the_same_metrics_with_the_evaluator(tiny, w2_data: P
     records = ResultsLog(out / "predictions.jsonl").read()
     assert sorted(records) == [0, 1]
     for rid, rec in records.items():
-        assert rec["status"] == "ok" and rec["finish_reason"] == "length" and rec["usage"]["completion_tokens"] == 6
+        assert (
+            rec["status"] == "ok"
+            and rec["finish_reason"] == "length"
+            and rec["usage"]["completion_tokens"] == 6
+        )
         sample = validation.task.sample(validation.split.row(rid), rid)
         fields = {k: rec[k] for k in Response.__dataclass_fields__}
         assert validation.task.score(sample, Response(**fields)) == rec["score"]
