@@ -53,7 +53,7 @@ from eval.core.runner import summarize
 from eval.core.splits import DatasetError, InputError
 from eval.core.task import Response, Sample, Task
 from eval.tasks import UnknownTaskError, get_task
-from torchtune_ext.generation import greedy_generate, user_message
+from torchtune_ext.generation import greedy_generate_batch, user_message
 from torchtune_ext.modules import model_logits
 from torchtune_ext.training.atomic import atomic_write_text
 from torchtune_ext.training.config_check import ConfigError
@@ -126,6 +126,7 @@ class TaskValidation:
         limit (Optional[int]): validate on the first ``limit`` rows; all if None.
         max_new_tokens (Optional[int]): generation budget per row; if None, 1.25 times the
             longest target answer of the selected rows (in the model's tokens) plus 8.
+        batch_size (int): rows answered together (left-padded, one KV cache row each).
 
     Raises:
         ConfigError: for an unknown task or option, an unreadable split or a bad ``limit``,
@@ -139,6 +140,7 @@ class TaskValidation:
         task_options: Optional[dict[str, Any]] = None,
         limit: Optional[int] = None,
         max_new_tokens: Optional[int] = None,
+        batch_size: int = 1,
     ) -> None:
         try:
             self.task: Task = get_task(task).from_options(**dict(task_options or {}))
@@ -152,6 +154,9 @@ class TaskValidation:
             raise ConfigError(f"dataset_val.data: {e}") from None
         if limit is not None and limit < 1:
             raise ConfigError(f"dataset_val.limit must be >= 1 or null, got {limit}")
+        if batch_size < 1:
+            raise ConfigError(f"dataset_val.batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
         if max_new_tokens is not None and max_new_tokens < 1:
             raise ConfigError(f"dataset_val.max_new_tokens must be >= 1 or null, got {max_new_tokens}")
         self.data = str(data)
@@ -225,11 +230,12 @@ class TaskValidation:
         budget = self.budget(transform)
         usable = sorted(self._samples)
         mine = usable[rank::world_size]
-        slots = math.ceil(len(usable) / world_size)
-        prompt_lens = {
-            i: len(transform({"messages": self._with_reply(i)}, inference=True)["tokens"]) for i in mine
-        }
-        longest_prompt = self._all_max(max(prompt_lens.values(), default=0), world_size, device)
+        size = self.batch_size
+        batches = math.ceil(math.ceil(len(usable) / world_size) / size)  # the same on every rank
+        prompt_lens = [
+            len(transform({"messages": self._with_reply(i)}, inference=True)["tokens"]) for i in mine
+        ]
+        longest_prompt = self._all_max(max(prompt_lens, default=0), world_size, device)
         cache_len = longest_prompt + budget
         if transform.max_seq_len is not None and cache_len > transform.max_seq_len:
             raise ValueError(
@@ -246,31 +252,32 @@ class TaskValidation:
                 model_logits(model),
                 local_kv_cache(
                     model,
-                    batch_size=1,
+                    batch_size=size,
                     device=device,
                     dtype=dtype,
                     encoder_max_seq_len=transform.image_seq_len,
                     decoder_max_seq_len=cache_len,
                 ),
             ):
-                for slot in range(slots):
-                    # A rank with fewer rows repeats its first one (result dropped) to keep in step.
-                    real = slot < len(mine)
-                    i = mine[slot] if real else (mine or usable)[0]
-                    sample = self._samples[i]
+                for k in range(batches):
+                    real = mine[k * size : (k + 1) * size]
+                    # Short batches are filled with repeats (results dropped): the caches hold
+                    # `size` rows, and FSDP ranks must step together.
+                    rows = real + [(real or mine or usable)[0]] * (size - len(real))
                     t0 = time.perf_counter()
-                    ids = greedy_generate(
+                    answers = greedy_generate_batch(
                         model,
                         transform,
-                        self._messages(sample),
+                        [self._messages(self._samples[i]) for i in rows],
                         max_new_tokens=budget,
                         device=device,
                         dtype=dtype,
                         max_seq_len=cache_len,
                         all_finished=all_finished,
                     )
-                    if real:
-                        records.append(self._record(sample, transform, ids, budget, time.perf_counter() - t0))
+                    seconds = time.perf_counter() - t0
+                    for i, ids in zip(real, answers, strict=False):
+                        records.append(self._record(self._samples[i], transform, ids, budget, seconds))
         finally:
             model.train(was_training)
         if world_size > 1:

@@ -112,6 +112,14 @@ def test_linear_cross_entropy_model_answers_as_the_plain_one(tiny, w2_data: Path
     assert fused(torch.tensor([[1, 2, 3]])).shape[-1] == 256
 
 
+def test_batches_answer_as_one_row_at_a_time(tiny, w2_data: Path) -> None:
+    model, transform = tiny
+    single = TaskValidation(task="w2", data=str(w2_data / "test"), limit=3, max_new_tokens=6)
+    batched = TaskValidation(task="w2", data=str(w2_data / "test"), limit=3, max_new_tokens=6, batch_size=2)
+    answers = [[r["content"] for r in _run(v, model, transform).records] for v in (single, batched)]
+    assert len(answers[0]) == 3 and answers[0] == answers[1]  # the short second batch is padded, then dropped
+
+
 def test_default_budget_comes_from_the_targets(tiny, w2_data: Path) -> None:
     _, transform = tiny
     validation = TaskValidation(task="w2", data=str(w2_data / "validation"))
@@ -130,6 +138,7 @@ def test_default_budget_comes_from_the_targets(tiny, w2_data: Path) -> None:
         ({"task": "classify", "task_options": {"labls": "x"}}, "dataset_val.task_options: task 'classify' has no option labls"),
         ({"data": "/nonexistent/split"}, "dataset_val.data:"),
         ({"limit": 0}, "dataset_val.limit must be >= 1"),
+        ({"batch_size": 0}, "dataset_val.batch_size must be >= 1"),
     ],
 )  # fmt: skip
 def test_bad_settings_name_the_key(kwargs: dict, message: str, w2_data: Path) -> None:
