@@ -120,6 +120,25 @@ def test_batches_answer_as_one_row_at_a_time(tiny, w2_data: Path) -> None:
     assert len(answers[0]) == 3 and answers[0] == answers[1]  # the short second batch is padded, then dropped
 
 
+def test_any_registered_task_scores_with_its_own_metric(tiny, tmp_path: Path) -> None:
+    from torchtune_ext.data.synth.classify import generate_classify
+
+    model, transform = tiny
+    data = generate_classify(tmp_path / "cars", train=0, test=2, num_labels=2)
+    validation = TaskValidation(
+        task="classify",
+        data=str(data / "test"),
+        task_options={"labels": str(data / "labels.txt")},
+        max_new_tokens=4,
+    )
+    result = _run(validation, model, transform)
+    assert validation.task.headline_metric in result.metrics and result.summary["counts"]["scored"] == 2
+    assert result.records[0]["score"] == validation.task.score(
+        validation.task.sample(validation.split.row(0), 0),
+        Response(**{k: result.records[0][k] for k in Response.__dataclass_fields__}),
+    )
+
+
 def test_default_budget_comes_from_the_targets(tiny, w2_data: Path) -> None:
     _, transform = tiny
     validation = TaskValidation(task="w2", data=str(w2_data / "validation"))
