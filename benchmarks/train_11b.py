@@ -1,11 +1,14 @@
 """Time training steps of a torchtune config on synthetic real-sized W-2 samples (11B or tiny).
 
-Runs torchtune 0.6.1's own single-device recipe class (full or LoRA, picked from the model
-builder's name), loaded from its file, through its own ``setup()`` with three substitutions:
+Runs our single-device recipe class (``torchtune_ext.recipes.full_finetune_vision`` or
+``lora_finetune_vision``, picked from the model builder's name; torchtune 0.6.1's recipes plus
+validation, resume and a wired ``LinearCrossEntropyLoss``) through its own ``setup()``, with the
+config checked by the recipe's own keys, and three substitutions:
 
 * weights: the real architecture randomly initialised by the config's builder directly on
   the target device (the recipe instantiates under ``with device:``; nothing is built on the
-  CPU first); the checkpointer is never created and tanh gates are set to 0.5–1.0 like a
+  CPU first); a subclass overrides the recipe's ``load_checkpoint`` (no checkpointer) and
+  ``_load_base_weights`` (keep the builder's weights), and tanh gates are set to 0.5–1.0 like a
   trained checkpoint's (fresh builders zero them, which cuts the image path off);
 * tokenizer: :class:`torchtune_ext.datasets.SyntheticW2Transform` with the config's tile
   settings (no tokenizer file needed);
@@ -47,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -60,7 +62,7 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -262,56 +264,29 @@ def settings_label(reference: bool, options: list[str], overrides: list[str]) ->
 # ----------------------------------------------------------------------------- measurement (child)
 
 
-class _RandomInit(dict):
-    """Marks the model state dict the benchmark hands the recipe: keep the builder's random init."""
+def _load_recipe_class(kind: str) -> tuple[type, dict[str, Any]]:
+    """Our recipe class for ``kind`` without a checkpointer (the model keeps its random init), and its keys."""
+    import importlib
 
-
-_RANDOM_INIT = _RandomInit()
-
-
-@contextlib.contextmanager
-def _keep_random_init() -> Iterator[None]:
-    """Make ``load_state_dict(_RANDOM_INIT)`` a no-op that reports no missing or unexpected keys."""
-    import torch
-    from torch.nn.modules.module import _IncompatibleKeys
-
-    original = torch.nn.Module.load_state_dict
-
-    def load_state_dict(self: torch.nn.Module, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
-        if state_dict is _RANDOM_INIT:
-            return _IncompatibleKeys([], [])
-        return original(self, state_dict, *args, **kwargs)
-
-    torch.nn.Module.load_state_dict = load_state_dict  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        torch.nn.Module.load_state_dict = original  # type: ignore[method-assign]
-
-
-def _load_recipe_class(kind: str) -> type:
-    # The wheel's top-level `recipes` package raises on import; load the file on its own.
-    spec = importlib.util.find_spec("torchtune")
-    assert spec is not None and spec.origin is not None
-    name = {"full": "full_finetune_single_device", "lora": "lora_finetune_single_device"}[kind]
-    path = Path(spec.origin).parents[1] / "recipes" / f"{name}.py"
-    module_spec = importlib.util.spec_from_file_location(f"_torchtune_recipe_{name}", path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    cls = {"full": "FullFinetuneRecipeSingleDevice", "lora": "LoRAFinetuneRecipeSingleDevice"}[kind]
+    name, cls = {
+        "full": ("full_finetune_vision", "FullFinetuneVisionRecipe"),
+        "lora": ("lora_finetune_vision", "LoRAFinetuneVisionRecipe"),
+    }[kind]
+    module = importlib.import_module(f"torchtune_ext.recipes.{name}")
     base = getattr(module, cls)
 
     class BenchRecipe(base):  # type: ignore[misc, valid-type]
-        """The stock recipe without a checkpointer: the model keeps its random init."""
+        """The recipe reading no checkpoint: the builder's random weights stay."""
 
         def load_checkpoint(self, cfg_checkpointer: DictConfig) -> dict[str, Any]:
             from torchtune import training
 
-            self._checkpointer = None
-            return {training.MODEL_KEY: _RANDOM_INIT}
+            return {training.MODEL_KEY: {}}
 
-    return BenchRecipe
+        def _load_base_weights(self, model: Any, state_dict: dict[str, Any]) -> Any:
+            return ([], []) if kind == "lora" else None
+
+    return BenchRecipe, module.RECIPE_KEYS
 
 
 def _meta_model(cfg: DictConfig, kind: str) -> Any:
@@ -444,7 +419,7 @@ def _rebuild_loader(recipe: Any, num_workers: int) -> None:
 
 
 def _train_step(recipe: Any, batches: list[dict[str, Any]]) -> tuple[float, int]:
-    """One optimizer step over ``batches`` (gradient accumulation), as the stock recipes' loop does."""
+    """One optimizer step over ``batches`` (gradient accumulation), as the recipes' loop does."""
     import torch
     from torchtune import training, utils
 
@@ -580,12 +555,17 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     cfg.pop("profiler", None)
     compile_encoder = bool(cfg.pop("bench_compile_encoder", False))
 
-    recipe = _load_recipe_class(kind)(cfg)
+    from torchtune_ext.training import check_config
+
+    recipe_class, recipe_keys = _load_recipe_class(kind)
+    # Variables only the replaced tokenizer/dataset used (data_dir) would count as unknown keys.
+    text = OmegaConf.to_yaml(cfg)
+    for key in [k for k in cfg if k not in recipe_keys and "${" + str(k) not in text]:
+        cfg.pop(key)
+    cfg = check_config(cfg, recipe_keys)
+    recipe = recipe_class(cfg)
     t_setup = time.perf_counter()
-    with _keep_random_init():
-        recipe.setup(cfg)
-    if hasattr(recipe._loss_fn, "set_model_output"):
-        recipe._loss_fn.set_model_output(recipe._model)  # the one call a 0.6.1 recipe lacks
+    recipe.setup(cfg)
     if compile_encoder:
         _compile_encoder(recipe._model)
     _open_gates(recipe._model, int(cfg.seed or 0))

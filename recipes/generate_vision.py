@@ -1,11 +1,12 @@
 """Greedy answers from a Llama 3.2 Vision checkpoint, one per image, as JSON lines.
 
-A single-file torchtune-style recipe. torchtune's wheel installs a top-level package named
-``recipes`` that refuses imports, so ``tune run recipes/generate_vision.py`` cannot work; run
-it as a script (it parses its own config, like every torchtune recipe)::
+A single-file torchtune-style recipe. Run it as a script (it parses its own config, like every
+torchtune recipe), or with torchtune's CLI from any directory (this folder installs as
+``torchtune_ext.recipes``; ``tune run recipes/...`` would find torchtune's own ``recipes``)::
 
     python recipes/generate_vision.py --config configs/tiny/generate.yaml \\
         checkpoint_dir=out/tiny_full_w2/epoch_0 'images=[form1.png,form2.png]'
+    tune run torchtune_ext/recipes/generate_vision.py --config configs/tiny/generate.yaml ...
 
 The prompt is the task's (``task``: a name of the registry in :mod:`eval.tasks`, with
 ``task_options`` such as ``{labels: data/cars/labels.txt}`` for classification) unless

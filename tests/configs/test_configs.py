@@ -6,7 +6,7 @@ the tiny checkpoint and a small generated dataset, since no weights can be downl
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import inspect
 import re
 from collections.abc import Callable
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchtune
 from omegaconf import DictConfig, OmegaConf
 from testing_utils import REPO
 from torchtune import config as tt_config
@@ -23,15 +24,22 @@ CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 _RECIPE_RE = re.compile(r"(?:tune run (?:--nproc_per_node \S+ )?(\S+)|python (recipes/\S+\.py))")
 
 
-def _recipe_source(cfg_path: Path) -> str:
+def _recipe(cfg_path: Path) -> str:
+    """The recipe the config's opening comment runs: a stock name or our ``torchtune_ext/recipes/*.py``."""
     header = "".join(line for line in cfg_path.read_text().splitlines(keepends=True) if line.startswith("#"))
     match = _RECIPE_RE.search(header)
     assert match, f"{cfg_path.name}: the opening comment must give the exact run command"
-    if match.group(2):
-        return (REPO / match.group(2)).read_text()
-    # torchtune's wheel ships its recipes as a package that refuses imports: find it, don't import it.
-    recipes_dir = Path(importlib.util.find_spec("recipes").submodule_search_locations[0])
-    return (recipes_dir / f"{match.group(1)}.py").read_text()
+    return match.group(2) or match.group(1)
+
+
+def _recipe_source(cfg_path: Path) -> str:
+    recipe = _recipe(cfg_path)
+    if recipe.startswith("recipes/"):
+        return (REPO / recipe).read_text()
+    if recipe.startswith("torchtune_ext/recipes/"):  # our recipes, installed from the top-level recipes/
+        return (REPO / "recipes" / Path(recipe).name).read_text()
+    # torchtune's wheel ships its recipes as a package that refuses imports: find them by path.
+    return (Path(torchtune.__file__).parents[1] / "recipes" / f"{recipe}.py").read_text()
 
 
 def _recipe_keys(source: str) -> set[str]:
@@ -69,6 +77,16 @@ def test_config_instantiates(
     cfg = OmegaConf.merge(cfg, overrides)
     # The tiny tokenizer stands in for the 11B one (same special-token layout).
     cfg.tokenizer.special_tokens_path = str(tiny_checkpoint / "tokenizer.json")
+    recipe = _recipe(path)
+    if recipe.startswith("torchtune_ext/recipes/"):
+        # Our recipes check their own keys (names, types, component arguments) strictly.
+        from torchtune_ext.training import check_config
+
+        module = importlib.import_module(recipe.removesuffix(".py").replace("/", "."))
+        check_config(cfg, module.RECIPE_KEYS)
+        if cfg.get("dataset_val") is not None:
+            validation = tt_config.instantiate(cfg.dataset_val)
+            assert validation.ids and validation.task.name == "w2"
     is_11b = "11B" in path.name
 
     with torch.device("meta") if is_11b else torch.device("cpu"):

@@ -4,6 +4,7 @@ from torchtune_ext.modules.linear_cross_entropy import (
     LinearCrossEntropyLoss,
     SkippedOutputProjection,
     linear_cross_entropy,
+    model_logits,
 )
 
-__all__ = ["LinearCrossEntropyLoss", "SkippedOutputProjection", "linear_cross_entropy"]
+__all__ = ["LinearCrossEntropyLoss", "SkippedOutputProjection", "linear_cross_entropy", "model_logits"]

@@ -27,16 +27,20 @@ do not make it)::
 ``set_model_output`` swaps the decoder's ``output`` projection for a pass-through that keeps
 the same weight ``Parameter`` under the same name (``decoder.output.weight``), so the model
 returns hidden states, checkpoints load and save unchanged and optimizer hooks stay attached.
+Generation during training (a recipe's validation) needs logits again: inside
+:func:`model_logits` the pass-through projects, on the same weight (FSDP shards included).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Optional
 
 import torch
 from torch import nn
 
-__all__ = ["LinearCrossEntropyLoss", "SkippedOutputProjection", "linear_cross_entropy"]
+__all__ = ["LinearCrossEntropyLoss", "SkippedOutputProjection", "linear_cross_entropy", "model_logits"]
 
 
 class SkippedOutputProjection(nn.Module):
@@ -64,17 +68,48 @@ class SkippedOutputProjection(nn.Module):
         self.weight = linear.weight
         self.in_features = linear.in_features
         self.out_features = linear.out_features
+        #: When True (inside :func:`model_logits`), project to logits like the original linear.
+        self.project = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the hidden states as they are.
+        """Return the hidden states as they are (logits when :attr:`project` is set).
 
         Args:
             x (torch.Tensor): hidden states ``[..., embed_dim]``.
 
         Returns:
-            torch.Tensor: ``x``.
+            torch.Tensor: ``x``, or ``x @ weight.T`` when projecting.
         """
-        return x
+        return nn.functional.linear(x, self.weight) if self.project else x
+
+
+@contextmanager
+def model_logits(model: nn.Module) -> Iterator[None]:
+    """Make a model return full, unchunked logits inside the block, whatever its loss set up.
+
+    Undoes for the duration what :meth:`LinearCrossEntropyLoss.set_model_output` (hidden
+    states) or ``set_num_output_chunks`` (a list of logit chunks, for
+    ``CEWithChunkedOutputLoss``) changed, and restores it on exit.
+
+    Args:
+        model (nn.Module): a ``TransformerDecoder`` or a fusion model with ``.decoder``.
+
+    Yields:
+        None: while the model returns ``[b, s, vocab]`` logits.
+    """
+    decoder = getattr(model, "decoder", model)
+    chunks = getattr(decoder, "num_output_chunks", 0)
+    output = getattr(decoder, "output", None)
+    skipped = isinstance(output, SkippedOutputProjection)
+    decoder.num_output_chunks = 0
+    if skipped:
+        output.project = True
+    try:
+        yield
+    finally:
+        decoder.num_output_chunks = chunks
+        if skipped:
+            output.project = False
 
 
 class _LinearCrossEntropyFunction(torch.autograd.Function):
