@@ -90,8 +90,8 @@ def run_variant(variant: str, tokens: int, dim: int, vocab: int, dtype_name: str
     }
 
 
-def _sizes_args(args: argparse.Namespace) -> list[str]:
-    return ["--tokens", str(args.tokens), "--dim", str(args.dim), "--vocab", str(args.vocab),
+def _sizes_args(args: argparse.Namespace, tokens: int) -> list[str]:
+    return ["--tokens", str(tokens), "--dim", str(args.dim), "--vocab", str(args.vocab),
             "--dtype", args.dtype, "--chunks", str(args.chunks)]  # fmt: skip
 
 
@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         int: exit status.
     """
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tokens", type=int, default=600)
+    p.add_argument(
+        "--tokens", type=int, nargs="+", default=[600, 2400], help="loss tokens per run (one sample: ~600)"
+    )
     p.add_argument("--dim", type=int, default=4096)
     p.add_argument("--vocab", type=int, default=128256)
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
@@ -113,37 +115,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variant", choices=["stock", "ours"], help=argparse.SUPPRESS)
     readme_argument(p, "linear_ce")
     args = p.parse_args(argv)
-    sizes = (args.tokens, args.dim, args.vocab, args.dtype, args.chunks)
     if args.variant:
+        sizes = (args.tokens[0], args.dim, args.vocab, args.dtype, args.chunks)
         print(json.dumps(run_variant(args.variant, *sizes)), flush=True)
         return 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    results = []
-    for variant in ("stock", "ours"):
-        proc = subprocess.run(
-            [sys.executable, __file__, *_sizes_args(args), "--variant", variant],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            print(f"error: variant {variant} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
-            return 1
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(json.dumps({**results[-1], "tokens": args.tokens, "dim": args.dim, "vocab": args.vocab}))
-    stock = results[0]
     rows = []
-    for r in results:
-        ratio = f" (**{r['peak_added_mib'] / stock['peak_added_mib']:.2f}×**)" if r is not stock else ""
-        rows.append(
-            [
-                args.tokens,
-                r["variant"],
-                f"{r['loss']:.5f}",
-                f"{r['peak_added_mib']:.0f}{ratio}",
-                f"{r['seconds']:.2f}",
-            ]
-        )
+    for tokens in args.tokens:
+        results = []
+        for variant in ("stock", "ours"):
+            proc = subprocess.run(
+                [sys.executable, __file__, *_sizes_args(args, tokens), "--variant", variant],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if proc.returncode != 0:
+                print(f"error: variant {variant} failed:\n{proc.stderr[-3000:]}", file=sys.stderr)
+                return 1
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps({**results[-1], "tokens": tokens, "dim": args.dim, "vocab": args.vocab}))
+        stock = results[0]
+        for r in results:
+            ratio = f" (**{r['peak_added_mib'] / stock['peak_added_mib']:.2f}×**)" if r is not stock else ""
+            rows.append([tokens, r["variant"], f"{r['loss']:.5f}", f"{r['peak_added_mib']:.0f}{ratio}",
+                         f"{r['seconds']:.2f}"])  # fmt: skip
     table = markdown_table(["tokens", "loss head", "loss", "peak added (MiB)", "time (s, CPU)"], rows) + (
         f"\n\nHidden {args.dim}, vocab {args.vocab}, {args.dtype}, frozen projection, {args.chunks} chunks."
     )
