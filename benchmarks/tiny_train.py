@@ -1,7 +1,8 @@
 """Time our recipes against torchtune's stock ones on the tiny configs: seconds per step and peak RSS.
 
     python benchmarks/tiny_train.py --base-dir out/tiny-llama3.2-vision \\
-        --data-dir out/w2_synth_train30_test70 [--steps 10] [--configs full lora qlora]
+        --data-dir out/w2_synth_train30_test70 [--steps 10] [--configs full lora qlora] \\
+        [--readme configs/README.md]
 
 Each config runs through ``tune run`` with the stock recipe (``full_finetune_single_device``,
 ``lora_finetune_single_device``) and with ours (``torchtune_ext/recipes/full_finetune_vision.py``,
@@ -17,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from train_11b import cpu_name  # benchmarks/ is sys.path[0] when run as a script
+from readme_tables import machine, markdown_table, publish, readme_argument  # benchmarks/ is sys.path[0]
 
 REPO = Path(__file__).resolve().parents[1]
 #: config name -> (stock recipe, our recipe, config file)
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    readme_argument(parser, "tiny_train")
     args = parser.parse_args(argv)
     base, data = args.base_dir.resolve(), args.data_dir.resolve()
     if not (base / "config.json").is_file():
@@ -116,22 +117,36 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.steps < 1:
         parser.error("--steps must be >= 1")
-    print(f"machine: {cpu_name()}, {platform.machine()}", flush=True)
-    print(
-        "| config (batch 2) | stock s/step | ours s/step | ours / stock | stock peak RSS (MiB) "
-        "| ours peak RSS (MiB) | ours / stock |\n|---|---|---|---|---|---|---|"
-    )
+    if args.readme and not Path(args.readme).is_file():
+        parser.error(f"--readme {args.readme}: no such file")
+    print(f"machine: {machine()}", flush=True)
+    header = [
+        "config (batch 2)", "stock s/step", "ours s/step", "ours / stock",
+        "stock peak RSS (MiB)", "ours peak RSS (MiB)", "ours / stock",
+    ]  # fmt: skip
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
             (s_step, s_rss), (o_step, o_rss) = (
                 measure(name, kind, args.steps, base, data, Path(tmp)) for kind in RECIPES
             )
             ratio = f"{o_step / s_step:.2f}" if s_step > 0 else "n/a"
-            print(
-                f"| tiny {name} | {s_step:.3f} | {o_step:.3f} | {ratio} | {s_rss:.0f} | {o_rss:.0f} "
-                f"| {o_rss / s_rss:.2f} |",
-                flush=True,
+            rows.append(
+                [
+                    f"tiny {name}",
+                    f"{s_step:.3f}",
+                    f"{o_step:.3f}",
+                    ratio,
+                    f"{s_rss:.0f}",
+                    f"{o_rss:.0f}",
+                    f"{o_rss / s_rss:.2f}",
+                ]
             )
+            print(f"tiny {name}: {' | '.join(rows[-1][1:])}", flush=True)
+    table = markdown_table(header, rows)
+    print(table)
+    if args.readme:
+        publish(args.readme, "tiny_train", table, ["benchmarks/tiny_train.py", *(argv or sys.argv[1:])])
     return 0
 
 

@@ -49,7 +49,6 @@ runs (listed at the end). ``key=value`` arguments override the config in every r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -66,7 +65,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import readme_tables  # benchmarks/ is sys.path[0] when run as a script
 from omegaconf import DictConfig, OmegaConf
+from readme_tables import publish
 
 REPO = Path(__file__).resolve().parents[1]
 _RESULT = "@@train_11b "
@@ -679,11 +680,7 @@ def _paged_state_bytes(recipe: Any) -> int:
 
 def cpu_name() -> str:
     """The CPU's model name and core count, e.g. ``Intel(R) Xeon(R) Processor (2 CPUs)``."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} CPUs)"
-    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} CPUs)"
+    return f"{readme_tables.cpu_name()} ({os.cpu_count()} CPUs)"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -828,6 +825,12 @@ def _parser() -> argparse.ArgumentParser:
         help='compare per-step losses of two runs on the same data and seed; each side is "CONFIG '
         '[--reference] [--with NAME]... [key=value]..." (one quoted string); --warmup is 0',
     )
+    p.add_argument(
+        "--readme",
+        type=Path,
+        help="also write the table into this README: between its <!-- table:train_11b_flops --> markers "
+        "with --flops-only, else <!-- table:train_11b_cpu --> or <!-- table:train_11b_gpu --> by device",
+    )
     p.add_argument("overrides", nargs="*", help="key=value config overrides for every run")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     return p
@@ -856,6 +859,12 @@ def _jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
     elif not args.config:
         raise ValueError("give --config (repeatable) or --loss-parity A B")
+    if args.readme and args.loss_parity:
+        raise ValueError(
+            "--readme publishes the speed or FLOP table; --loss-parity prints its own comparison"
+        )
+    if args.readme and not args.readme.is_file():
+        raise ValueError(f"--readme {args.readme}: no such file")
     for config in args.config if not args.loss_parity else []:
         run = {**common, "config": config, "overrides": args.overrides, "overrides_own": []}
         if args.reference:
@@ -926,7 +935,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = [count_only(job) for job in jobs]
         for r in rows:
             _emit(r, args.json_out)
-        print("\n" + FLOPS_HEADER + "\n" + "\n".join(flops_row(r) for r in rows))
+        table = FLOPS_HEADER + "\n" + "\n".join(flops_row(r) for r in rows)
+        print("\n" + table)
+        if args.readme:
+            publish(
+                args.readme, "train_11b_flops", table, ["benchmarks/train_11b.py", *(argv or sys.argv[1:])]
+            )
         return 0
 
     results, failed = [], False
@@ -938,9 +952,11 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             continue
         _emit(results[-1], args.json_out)
-    print("\n" + TABLE_HEADER)
-    for r in results:
-        print(table_row(r))
+    table = TABLE_HEADER + "\n" + "\n".join(table_row(r) for r in results)
+    print("\n" + table)
+    if args.readme and results and not failed:
+        name = "train_11b_gpu" if any("peak_allocated_gib" in r for r in results) else "train_11b_cpu"
+        publish(args.readme, name, table, ["benchmarks/train_11b.py", *(argv or sys.argv[1:])])
     if args.loss_parity:
         print("(loss-parity runs have no warmup: their timings include compilation)")
     if args.loss_parity and len(results) == 2:

@@ -12,11 +12,13 @@ from testing_utils import REPO, run_cmd
 
 
 @pytest.mark.slow
-def test_times_lora_through_tune_run(tiny_checkpoint: Path, w2_data: Path) -> None:
+def test_times_lora_through_tune_run(tiny_checkpoint: Path, w2_data: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO / "configs" / "README.md").read_text())
     proc = run_cmd(
         [
             "python", "benchmarks/tiny_train.py", "--base-dir", str(tiny_checkpoint),
-            "--data-dir", str(w2_data), "--steps", "2", "--configs", "lora",
+            "--data-dir", str(w2_data), "--steps", "2", "--configs", "lora", "--readme", str(readme),
         ],
         timeout=300,
     )  # fmt: skip
@@ -32,6 +34,8 @@ def test_times_lora_through_tune_run(tiny_checkpoint: Path, w2_data: Path) -> No
     stock_rss, ours_rss, ratio = int(match.group(4)), int(match.group(5)), float(match.group(6))
     assert 100 < stock_rss < 16 * 1024 and 100 < ours_rss < 16 * 1024
     assert abs(ratio - ours_rss / stock_rss) < 0.01
+    published = readme.read_text()
+    assert rows[0] in published.split("<!-- table:tiny_train -->")[1].split("<!-- /table:tiny_train -->")[0]
 
 
 def test_rejects_a_directory_without_a_checkpoint(tmp_path: Path, w2_data: Path) -> None:

@@ -23,13 +23,15 @@ def _bench() -> ModuleType:
 
 
 @pytest.mark.slow
-def test_tiny_full_and_lora_two_steps_on_cpu() -> None:
+def test_tiny_full_and_lora_two_steps_on_cpu(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO / "benchmarks" / "README.md").read_text())
     proc = run_cmd(
         [
             "python", "benchmarks/train_11b.py",
             "--config", "configs/tiny/full_w2.yaml", "--config", "configs/tiny/lora_w2.yaml",
             "--steps", "2", "--warmup", "1", "--unique-forms", "2", "--peak-tflops", "10",
-            "--device", "cpu", "batch_size=2",
+            "--device", "cpu", "--readme", str(readme), "batch_size=2",
         ],
         timeout=300,
     )  # fmt: skip
@@ -56,6 +58,8 @@ def test_tiny_full_and_lora_two_steps_on_cpu() -> None:
         if line.startswith("| full_w2") or line.startswith("| lora_w2")
     ]
     assert len(rows) == 2
+    published = readme.read_text().split("<!-- table:train_11b_cpu -->")[1].split("<!-- /table:")[0]
+    assert all(row in published for row in rows)
 
 
 def test_reference_settings_replace_the_training_knobs() -> None:
@@ -125,3 +129,18 @@ def test_loss_parity_refuses_different_samples_per_step() -> None:
         ]
     )
     assert status == 2
+    assert bench.main(["--config", "configs/tiny/full_w2.yaml", "--readme", "no/such/README.md"]) == 2
+
+
+@pytest.mark.slow
+def test_flops_only_publishes_its_table(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text((REPO / "benchmarks" / "README.md").read_text())
+    run_cmd(
+        ["python", "benchmarks/train_11b.py", "--flops-only", "--config", "configs/tiny/lora_w2.yaml",
+         "--readme", str(readme)],
+        timeout=300,
+    )  # fmt: skip
+    published = readme.read_text().split("<!-- table:train_11b_flops -->")[1].split("<!-- /table:")[0]
+    assert "| lora_w2 | ours | 4 (112x112 px) |" in published
+    assert "benchmarks/train_11b.py --flops-only" in published
