@@ -21,10 +21,11 @@ written in one reply style; so every difference between the two numbers is the p
 
 Usage::
 
-    python benchmarks/w2_reference_parser.py [--docs 200] [--seed 0] [--json OUT]
+    python benchmarks/w2_reference_parser.py [--docs 200] [--seed 0] [--json OUT] [--readme FILE]
 
 Prints one row per reply style: our accuracy_strict, the reference's accuracy, and the gap
-in points; then a mixed set where each document's style is drawn at random.
+in points; then a mixed set where each document's style is drawn at random. ``--readme FILE``
+also writes the table into FILE between its ``<!-- table:w2_reference_parser -->`` markers.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from readme_tables import markdown_table, publish, readme_argument  # noqa: E402  (benchmarks/ is sys.path[0])
 
 from eval.tasks.w2.metrics import aggregate_w2, score_w2  # noqa: E402
 from eval.tasks.w2.schema import target_json  # noqa: E402
@@ -225,24 +228,42 @@ def compare(n: int = 200, seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def results_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The Markdown table of :func:`compare`'s rows.
+
+    Args:
+        rows (Sequence[dict[str, Any]]): :func:`compare`'s rows.
+
+    Returns:
+        str: the table.
+    """
+    header = ["reply style", "ours: accuracy_strict", "reference: accuracy", "reference − ours (points)"]
+    cells = [
+        [r["style"], f"{100 * r['ours']:.2f} %", f"{100 * r['reference']:.2f} %", f"{r['gap_points']:+.2f}"]
+        for r in rows
+    ]
+    return markdown_table(header, cells)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--docs", type=int, default=200, help="documents per style")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    readme_argument(p, "w2_reference_parser")
     args = p.parse_args(argv)
     rows = compare(args.docs, args.seed)
+    table = results_table(rows)
     print(
-        f"{args.docs} synthetic W-2 documents per row; each reply holds its document's correct values, in the row's style\n"
+        f"{args.docs} synthetic W-2 documents per row; each reply holds its document's correct values, "
+        "in the row's style\n"
     )
-    print("| reply style | ours: accuracy_strict | reference: accuracy | reference - ours |")
-    print("|---|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['style']} | {100 * r['ours']:.2f} % | {100 * r['reference']:.2f} % | {r['gap_points']:+.2f} |"
-        )
+    print(table)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    if args.readme:
+        command = ["benchmarks/w2_reference_parser.py", *(sys.argv[1:] if argv is None else argv)]
+        publish(args.readme, "w2_reference_parser", table, command)
     return 0
 
 

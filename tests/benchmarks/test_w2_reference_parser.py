@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+from pathlib import Path
+
 import pytest
-from w2_reference_parser import STYLES, compare, reference_parse
+from testing_utils import REPO
+from w2_reference_parser import STYLES, compare, main, reference_parse
 
 
 def test_the_reimplemented_reference_parser_repairs_and_breaks_as_the_original() -> None:
@@ -31,4 +36,26 @@ def test_the_two_numbers_agree_on_content_and_differ_only_by_parser() -> None:
     assert (
         rows["apostrophes in two names"]["ours"] == 1.0
         and rows["apostrophes in two names"]["reference"] == 0.0
+    )
+
+
+def test_readme_writes_the_table_between_its_markers_in_eval_readme(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    shutil.copy(REPO / "eval" / "README.md", readme)
+    start, end = "<!-- table:w2_reference_parser -->", "<!-- /table:w2_reference_parser -->"
+    before = readme.read_text(encoding="utf-8")
+    assert before.count(start) == 1 and before.count(end) == 1
+    assert main(["--docs", "4", "--readme", str(readme)]) == 0
+    after = readme.read_text(encoding="utf-8")
+    head, rest = after.split(start)
+    block, tail = rest.split(end)
+    assert head == before.split(start)[0] and tail == before.split(end)[1]  # only the block changes
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].startswith("| reply style | ours: accuracy_strict | reference: accuracy |")
+    assert {row.split(" | ")[0][2:] for row in rows[1:]} == {
+        *STYLES,
+        "mix of all styles (random per document)",
+    }
+    assert re.search(
+        r"_Measured by `python benchmarks/w2_reference_parser.py --docs 4 --readme \S+` on .+cores", block
     )
