@@ -24,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from readme_tables import markdown_table, publish, readme_argument  # noqa: E402  (benchmarks/ is sys.path[0])
+from readme_tables import markdown_table, publish, readme_argument  # benchmarks/ is sys.path[0]
+
+TESTS = str(Path(__file__).resolve().parents[1] / "tests")
 
 
 def _cpu_seconds() -> float:
@@ -90,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             "speedup": round(pool["pages_per_s"] / single["pages_per_s"], 2),
         }
         if not args.skip_teacher:
-            from support.vllm_cpu import build_model, resolve_venv, venv_python
+            # tests/ on the path only for this import: its torchtune_ext/ would shadow the package.
+            sys.path.insert(0, TESTS)
+            try:
+                from support.vllm_cpu import build_model, resolve_venv, venv_python
+            finally:
+                sys.path.remove(TESTS)
 
             from eval.serve import start_server
 

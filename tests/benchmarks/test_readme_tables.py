@@ -46,7 +46,7 @@ def test_every_table_marker_has_the_script_that_writes_it() -> None:
     [
         ("vision_encoder.py", "vision_encoder", ["--repeats", "1", "--batch", "1"]),
         ("linear_ce.py", "linear_ce", ["--tokens", "24", "--dim", "16", "--vocab", "64", "--chunks", "2"]),
-        ("synth_w2.py", "synth_w2", ["--num", "6", "--serial-num", "3", "--workers", "1"]),
+        ("w2_generator.py", "w2_generator", ["--num", "6", "--serial-num", "3", "--workers", "1"]),
         (
             "eval_client_overhead.py",
             "eval_client_overhead",

@@ -1,7 +1,7 @@
 """Images/s of the synthetic W-2 generator, serial vs all cores, written to disk like the CLI.
 
-    python benchmarks/synth_w2.py                 # 2,000 forms, 612x792
-    python benchmarks/synth_w2.py --scan-noise    # with the scan preset (JPEG)
+    python benchmarks/w2_generator.py                 # 2,000 forms, 612x792
+    python benchmarks/w2_generator.py --scan-noise    # with the scan preset (JPEG)
 
 The parallel run is the full ``python -m torchtune_ext.data.synth w2`` path (render, encode,
 ``save_to_disk``); the serial run renders fewer forms in one process as the reference.
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=612)
     p.add_argument("--height", type=int, default=792)
     p.add_argument("--scan-noise", action="store_true", help="apply the scan preset (JPEG output)")
-    readme_argument(p, "synth_w2")
+    readme_argument(p, "w2_generator")
     args = p.parse_args(argv)
 
     import datasets
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     idle = 2000 * parallel_cpu / args.num / args.workers
     print(f"2,000 forms on {args.workers} idle cores (CPU time / cores): {idle:.1f} s")
     if args.readme:
-        publish(args.readme, "synth_w2", table, ["benchmarks/synth_w2.py", *(argv or sys.argv[1:])])
+        publish(args.readme, "w2_generator", table, ["benchmarks/w2_generator.py", *(argv or sys.argv[1:])])
     return 0
 
 
