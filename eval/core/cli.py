@@ -33,7 +33,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
@@ -43,7 +43,7 @@ from eval.core.redact import redact_text, redact_url, strip_userinfo, url_secret
 from eval.core.splits import DatasetError
 from eval.core.task import Task, answer_token_budget
 
-__all__ = ["CLIError", "HelpFormatter", "RESUME_KEYS", "build_parser", "main", "preflight", "run"]
+__all__ = ["CLIError", "HelpFormatter", "RESUME_KEYS", "build_parser", "entry", "main", "preflight", "run"]
 
 #: Run properties that must match for ``--resume`` to continue a run.
 RESUME_KEYS = (
@@ -169,7 +169,7 @@ def build_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
         help="completion token limit (default: from the task: its longest valid answer, counted as "
         "one token per character, x1.25 + 64; strings of --max_string_chars characters, numbers "
         "within +-1e9, at most 64 list items; e.g. W-2 3941, classification about 100; 8192 for a "
-        "task without a bound)",
+        "task without a bound; with --resume: the resumed run's)",
     )
     data = p.add_argument_group("data")
     data.add_argument(
@@ -283,6 +283,18 @@ def _prepare_output(
     write_json(out / RUN_FILE, {"identity": dict(identity), "updated": timestamp()})
 
 
+def _recorded_max_tokens(args: argparse.Namespace) -> Optional[int]:
+    """With ``--resume`` and no ``--max_tokens``: the limit the run being resumed recorded."""
+    run_file = Path(args.output_dir) / RUN_FILE
+    if not args.resume or not run_file.is_file():
+        return None
+    try:
+        recorded = json.loads(run_file.read_text()).get("identity", {}).get("max_tokens")
+    except (ValueError, OSError, AttributeError):
+        return None  # _prepare_output names the broken file
+    return recorded if isinstance(recorded, int) and recorded > 0 else None
+
+
 def preflight(base_url: str, timeout: float, wait: float = 0.0) -> None:
     """Fail fast when nothing listens at the server URL (any HTTP answer is fine).
 
@@ -376,7 +388,7 @@ def run(args: argparse.Namespace, task: Task) -> int:
 
         task = BoundedSchemaTask(task, max_string_chars=args.max_string_chars)
     if args.max_tokens is None:
-        args.max_tokens = answer_token_budget(task, args.max_string_chars)
+        args.max_tokens = _recorded_max_tokens(args) or answer_token_budget(task, args.max_string_chars)
     n = len(split) if args.limit <= 0 else min(args.limit, len(split))
     ids = list(range(n))
     identity = {
@@ -521,6 +533,26 @@ def _log_wandb(
     run.log(scalars)
     run.summary.update({k: v for k, v in scalars.items() if k != "per_field_chart"})
     run.finish()
+
+
+def entry(task_name: str) -> Callable[[Optional[Sequence[str]]], int]:
+    """The ``main`` of a task's ``python -m eval.<task>`` module.
+
+    Args:
+        task_name (str): a name from :func:`eval.tasks.task_names`.
+
+    Returns:
+        Callable[[Optional[Sequence[str]]], int]: ``main(argv=None)``, which runs :func:`main`
+        for the task and returns its exit status.
+    """
+
+    def task_main(argv: Optional[Sequence[str]] = None) -> int:
+        return main(task_name, argv)
+
+    task_main.__doc__ = (
+        f"Evaluate the {task_name} task from the command line (see :func:`eval.core.cli.main`)."
+    )
+    return task_main
 
 
 def main(task_name: str, argv: Optional[Sequence[str]] = None) -> int:

@@ -87,3 +87,20 @@ def test_wrapper_delegates_everything_but_the_schema() -> None:
             return None
 
     assert BoundedSchemaTask(NoSchema()).response_format() is None
+
+
+def test_resume_without_max_tokens_keeps_the_recorded_limit(
+    tmp_path: Path, kit: Any, fault_server: Any, capsys: pytest.CaptureFixture[str], no_chart: None
+) -> None:
+    gts = [kit.w2_record(0), kit.w2_record(1)]
+    split = kit.save_split(tmp_path / "test", gts)
+    images = {kit.b64(kit.png_bytes(i)): i for i in range(2)}
+    srv = fault_server(images, {0: [kit.ok(target_json(gts[0]))], 1: [kit.ok(target_json(gts[1]))]})
+    out = tmp_path / "run"
+    assert main(_args(srv.url, split, out, "--limit", "1", "--max_tokens", "777")) == 0
+    # Resuming without the flag continues the recorded run instead of refusing the default limit.
+    assert main(_args(srv.url, split, out, "--resume")) == 0
+    assert [seen.body["max_tokens"] for seen in srv.seen] == [777, 777]
+    # An explicit, different limit is still a different run.
+    assert main(_args(srv.url, split, out, "--resume", "--max_tokens", "100")) == 2
+    assert "max_tokens: 777 -> 100" in capsys.readouterr().err
