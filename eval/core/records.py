@@ -145,7 +145,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
 _SWAPS_AXES = frozenset({5, 6, 7, 8})
 
 
-def open_upright(path: str | Path) -> Any:
+def open_upright(source: bytes | str | Path) -> Any:
     """Open an image as it is displayed: decoded, EXIF orientation applied, RGB by the colour rule.
 
     This is what ``datasets.Image`` decoding and the servers' image loaders show the model, so
@@ -153,7 +153,7 @@ def open_upright(path: str | Path) -> Any:
     composited on white (:func:`eval.core.images.to_rgb`), as the servers' image processors do.
 
     Args:
-        path (str | Path): the image file.
+        source (bytes | str | Path): the image file, or its encoded bytes.
 
     Returns:
         PIL.Image.Image: the upright RGB image.
@@ -165,7 +165,7 @@ def open_upright(path: str | Path) -> Any:
 
     from eval.core.images import decode_image, to_rgb
 
-    with decode_image(Path(path)) as im:
+    with decode_image(source if isinstance(source, (bytes, bytearray)) else Path(source)) as im:
         return to_rgb(ImageOps.exif_transpose(im))
 
 

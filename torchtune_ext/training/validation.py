@@ -32,7 +32,6 @@ every rank runs the same number of forward passes, and every rank gets every rec
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import random
@@ -57,7 +56,7 @@ from torchtune_ext.generation import greedy_generate_batch, user_message
 from torchtune_ext.modules import model_logits
 from torchtune_ext.training.atomic import atomic_write_text
 from torchtune_ext.training.config_check import ConfigError
-from torchtune_ext.training.tracking import BestTracker
+from torchtune_ext.training.keep_best import BestTracker
 
 __all__ = ["TaskValidation", "ValidationResult", "ValidationRunner", "preserved_rng", "setup_validation"]
 
@@ -194,7 +193,7 @@ class TaskValidation:
         return math.ceil(1.25 * longest) + 8
 
     def _messages(self, sample: Sample) -> list[Any]:
-        return [user_message(open_upright(io.BytesIO(sample.image)), sample.prompt)]
+        return [user_message(open_upright(sample.image), sample.prompt)]
 
     def run(
         self,
@@ -501,7 +500,7 @@ class ValidationRunner:
         """
         from torchtune import utils
 
-        from torchtune_ext.training.metrics import plot_metrics
+        from torchtune_ext.training.run_log import plot_metrics
 
         assert self.validation is not None
         result = self.validation.run(
