@@ -23,8 +23,8 @@ from torchtune_ext.training.config_check import (
     check_config,
     strict_config,
 )
+from torchtune_ext.training.keep_best import BestTracker
 from torchtune_ext.training.keys import COMMON_KEYS
-from torchtune_ext.training.metrics import MetricsLog, memory_stats, plot_metrics
 from torchtune_ext.training.resume import (
     RESUME_STATE,
     GracefulStop,
@@ -36,7 +36,7 @@ from torchtune_ext.training.resume import (
     set_rng_state,
     trainable_state_dict,
 )
-from torchtune_ext.training.tracking import BestTracker
+from torchtune_ext.training.run_log import MetricsLog, memory_stats, plot_metrics
 from torchtune_ext.training.validation import (
     TaskValidation,
     ValidationResult,
