@@ -1,4 +1,4 @@
-"""Greedy answers from a Llama 3.2 Vision checkpoint, one per image, as JSON lines.
+"""Greedy answers from a Llama 3.2 Vision checkpoint, one per image or dataset row, as JSON lines.
 
 A single-file torchtune-style recipe. Run it as a script (it parses its own config, like every
 torchtune recipe), or with torchtune's CLI from any directory (this folder installs as
@@ -6,12 +6,17 @@ torchtune recipe), or with torchtune's CLI from any directory (this folder insta
 
     python recipes/generate_vision.py --config configs/tiny/generate.yaml \\
         checkpoint_dir=out/tiny_full_w2/epoch_0 'images=[form1.png,form2.png]'
-    tune run torchtune_ext/recipes/generate_vision.py --config configs/tiny/generate.yaml ...
+    tune run torchtune_ext/recipes/generate_vision.py --config configs/tiny/generate.yaml \\
+        split=out/w2_synth_train30_test70/test limit=2
 
 The prompt is the task's (``task``: a name of the registry in :mod:`eval.tasks`, with
 ``task_options`` such as ``{labels: data/cars/labels.txt}`` for classification) unless
-``prompt`` is set. Prints ``{"image": ..., "prompt": ..., "answer": ...}`` per image and writes them to
-``output_file`` if set.
+``prompt`` is set. ``images`` lists image files; ``split`` instead names a dataset split the
+task's reader reads (what ``python -m eval.<task> --dataset`` takes), whose first ``limit``
+rows are answered with each row's own prompt (so DocVQA's questions work too). Prints
+``{"image": ..., "prompt": ..., "answer": ...}`` per image (``"id"`` instead of ``"image"`` for a
+split row) and writes them to ``output_file`` if set. A missing image, an unusable one or a
+bad split is one ``error:`` line (exit status 2) before the model is loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torchtune import config, training, utils
 
+from eval.core.images import ImageError
 from eval.core.records import open_upright
 from eval.tasks import get_task
 from torchtune_ext.generation import greedy_generate, user_message
@@ -36,8 +42,8 @@ class VisionGenerationRecipe:
 
     Args:
         cfg (DictConfig): the recipe config (``model``, ``tokenizer``, ``checkpointer``,
-            ``device``, ``dtype``, ``task`` and ``task_options`` or ``prompt``, ``images``,
-            ``max_new_tokens``, ``output_file``).
+            ``device``, ``dtype``, ``task`` and ``task_options`` or ``prompt``, ``images`` or
+            ``split`` and ``limit``, ``max_new_tokens``, ``output_file``).
     """
 
     def __init__(self, cfg: DictConfig) -> None:
@@ -51,7 +57,7 @@ class VisionGenerationRecipe:
         Args:
             cfg (DictConfig): the recipe config.
         """
-        self._prompt = cfg.get("prompt") or self._task_prompt(cfg)  # before the model: fail fast
+        self._inputs = self._read_inputs(cfg)  # before the model: fail fast
         checkpointer = config.instantiate(cfg.checkpointer)
         state_dict = checkpointer.load_checkpoint()[training.MODEL_KEY]
         with training.set_default_dtype(self._dtype), self._device:
@@ -61,38 +67,53 @@ class VisionGenerationRecipe:
         self._transform = config.instantiate(cfg.tokenizer)
 
     @staticmethod
-    def _task_prompt(cfg: DictConfig) -> str:
-        """The prompt of the registered task ``cfg.task`` built with ``cfg.task_options``.
+    def _read_inputs(cfg: DictConfig) -> list[tuple[str, bytes | str, str]]:
+        """``(name, image, prompt)`` per answer to give, every image checked.
 
         Raises:
-            ValueError: if the task's prompt depends on the row (e.g. a DocVQA question), naming
-                the key to set instead.
+            ValueError: if neither or both of ``images`` and ``split`` are set, if an image is
+                missing or unusable, if the split cannot be read, or if the task has no prompt of
+                its own and neither ``prompt`` nor a split gives one (each message one line).
         """
-        options = dict(cfg.get("task_options") or {})
-        prompt = get_task(cfg.task).from_options(**options).instruction()
+        images, split = list(cfg.get("images") or []), cfg.get("split")
+        if bool(images) == bool(split):
+            raise ValueError("set either `images` (image files) or `split` (a dataset split), not both")
+        task = get_task(cfg.task).from_options(**dict(cfg.get("task_options") or {}))
+        prompt = cfg.get("prompt")
+        if split:
+            try:
+                rows = task.load(split)
+                limit = cfg.get("limit")
+                count = len(rows) if limit is None or limit <= 0 else min(int(limit), len(rows))
+                samples = [task.sample(rows.row(i), i) for i in range(count)]
+            except (ValueError, OSError) as exc:  # the readers' one-line errors
+                raise ValueError(f"split {split}: {exc}") from None
+            return [(f"id {s.id}", s.image, prompt or s.prompt) for s in samples]
+        prompt = prompt or task.instruction()
         if prompt is None:
-            raise ValueError(f"task {cfg.task!r} has no prompt of its own (it asks per row); set `prompt`")
-        return prompt
+            raise ValueError(
+                f"task {cfg.task!r} has no prompt of its own (it asks per row); set `prompt` or use `split`"
+            )
+        for path in images:
+            try:
+                open_upright(path)
+            except ImageError as exc:
+                raise ValueError(f"image {path}: {exc}") from None
+        return [(str(path), str(path), prompt) for path in images]
 
     def generate(self, cfg: DictConfig) -> list[dict[str, str]]:
-        """Answer the task's prompt (or ``cfg.prompt``) for every image in ``cfg.images``.
+        """Answer each image's or split row's prompt.
 
         Args:
             cfg (DictConfig): the recipe config.
 
         Returns:
-            list[dict[str, str]]: ``{"image", "prompt", "answer"}`` per image, in order.
-
-        Raises:
-            FileNotFoundError: if an image does not exist (named in the message).
-            eval.core.images.ImageError: if an image is over the size limit or does not decode.
+            list[dict[str, str]]: ``{"image" or "id", "prompt", "answer"}`` per input, in order.
         """
         results = []
-        for path in cfg.images:
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"image not found: {path}")
+        for name, image, prompt in self._inputs:
             # as training shows images: EXIF orientation applied, transparency on white
-            message = user_message(open_upright(path), self._prompt)
+            message = user_message(open_upright(image), prompt)
             t0 = time.perf_counter()
             ids = greedy_generate(
                 self._model,
@@ -103,8 +124,9 @@ class VisionGenerationRecipe:
                 dtype=self._dtype,
             )
             answer = self._transform.decode(ids)
-            logger.info(f"{path}: {len(ids)} tokens in {time.perf_counter() - t0:.2f}s")
-            results.append({"image": str(path), "prompt": self._prompt, "answer": answer})
+            logger.info(f"{name}: {len(ids)} tokens in {time.perf_counter() - t0:.2f}s")
+            key = {"id": int(name.removeprefix("id "))} if name.startswith("id ") else {"image": name}
+            results.append({**key, "prompt": prompt, "answer": answer})
             print(json.dumps(results[-1], ensure_ascii=False), flush=True)
         if cfg.get("output_file"):
             out = Path(cfg.output_file)
@@ -114,11 +136,23 @@ class VisionGenerationRecipe:
 
 
 @config.parse
-def main(cfg: DictConfig) -> None:
-    """Recipe entry point."""
+def main(cfg: DictConfig) -> int:
+    """Recipe entry point.
+
+    Args:
+        cfg (DictConfig): the YAML config merged with the command-line overrides.
+
+    Returns:
+        int: 0, or 2 after one ``error:`` line for bad input.
+    """
     recipe = VisionGenerationRecipe(cfg)
-    recipe.setup(cfg)
+    try:
+        recipe.setup(cfg)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
     recipe.generate(cfg)
+    return 0
 
 
 if __name__ == "__main__":
