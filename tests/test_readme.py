@@ -4,6 +4,7 @@ The blocks run in a fresh working directory laid out like a checkout (the reposi
 entries linked in, no ``out/``), README.md first and then the folder READMEs, so each path a
 command uses must be created by an earlier block. A block whose info string says ``gpu`` (needs
 a GPU and the 11B weights), ``server`` (talks to a server started by hand in another shell),
+``wandb`` (logs to a Weights & Biases account),
 ``slow`` (a benchmark that takes minutes) or ``ci`` (the two commands themselves: CI runs
 ``make test``, and ``tests/torchtune_ext/test_demo.py`` runs ``make demo``'s job) is not run; its files and ``make`` targets must exist and every flag it passes must be in
 the command's ``--help``.
@@ -39,7 +40,7 @@ DOCS = FIRST + sorted(
     and not any(part.startswith(".venv") for part in p.parts)
 )
 #: Info-string words that mark a block as checked, not run.
-NOT_RUN = {"gpu", "slow", "ci", "server"}
+NOT_RUN = {"gpu", "slow", "ci", "server", "wandb"}
 
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 

@@ -18,7 +18,7 @@ def test_times_lora_through_tune_run(tiny_checkpoint: Path, w2_data: Path, tmp_p
     proc = run_cmd(
         [
             "python", "benchmarks/tiny_train.py", "--base-dir", str(tiny_checkpoint),
-            "--data-dir", str(w2_data), "--steps", "2", "--configs", "lora", "--readme", str(readme),
+            "--data-dir", str(w2_data), "--steps", "4", "--repeats", "1", "--configs", "lora", "--readme", str(readme),
         ],
         timeout=300,
     )  # fmt: skip

@@ -124,3 +124,14 @@ def test_every_key_is_documented(recipe: str) -> None:
     readme = (REPO / "recipes" / "README.md").read_text()
     missing = [k for k in _keys(recipe) if f"`{k}`" not in readme]
     assert not missing, f"recipes/README.md does not describe {missing}"
+
+
+def test_the_documented_wandb_override_passes() -> None:
+    # recipes/README.md's W&B command (not run: it needs an account). WandBLogger takes **kwargs
+    # (passed to wandb.init), so its own keys are not checked further.
+    wandb = [
+        "metric_logger._component_=torchtune.training.metric_logging.WandBLogger",
+        "metric_logger.project=w2",
+    ]
+    cfg = check_config(_merged(wandb), _keys())
+    assert cfg.metric_logger.project == "w2"
