@@ -472,8 +472,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(
         f"\ndone in {time.perf_counter() - started:.0f} s.\nfine-tuned checkpoint: {best}\n"
         f"served (exported from it): {served}\nevaluation report: {report / 'report.json'}\n"
-        f"note: transformers serve computes slightly different image features than torchtune (see the "
-        f"README's appendix), so its scores on the first {limit} forms may differ a little from the table's."
+        "note: transformers serve computes slightly different image features than torchtune (see "
+        "torchtune_ext/models/llama3_2_vision/README.md), so its scores on the first "
+        f"{limit} forms may differ a little from the table's."
     )
     return 0
 
