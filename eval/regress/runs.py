@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from eval.core.records import DatasetRowError, iter_jsonl, write_jsonl
+
 __all__ = [
     "RESULTS_FILE",
     "RUN_FILE",
@@ -110,15 +112,7 @@ def write_samples(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
     Returns:
         int: how many were written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(jsonable(rec), ensure_ascii=False) + "\n")
-            n += 1
-    tmp.replace(path)
-    return n
+    return write_jsonl(path, (jsonable(rec) for rec in records))
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
@@ -131,23 +125,19 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         list[dict[str, Any]]: the records.
 
     Raises:
-        RunError: if it is missing or a line is not a JSON object (file and line named).
+        RunError: if it is missing, not UTF-8, or a line is not a JSON object (file and line named).
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise RunError(f"{path}: missing") from exc
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: missing")
     out: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as exc:
-            raise RunError(f"{path}:{number}: not valid JSON ({exc})") from exc
-        if not isinstance(rec, dict):
-            raise RunError(f"{path}:{number}: expected a JSON object")
-        out.append(rec)
+    try:
+        for where, rec in iter_jsonl(path):
+            if not isinstance(rec, dict):
+                raise RunError(f"{where}: expected a JSON object")
+            out.append(rec)
+    except DatasetRowError as exc:
+        raise RunError(str(exc)) from exc
     return out
 
 

@@ -8,9 +8,10 @@ current directory). Nothing is downloaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from eval.core.records import iter_jsonl
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,14 +35,8 @@ def load(data_files: str, split: str = "test", **_: Any) -> Any:
     path = Path(data_files)
     path = path if path.is_absolute() else HERE / path
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from exc
+    for where, row in iter_jsonl(path):  # names the file and line of a bad one
         if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
     return DatasetDict({split: Dataset.from_list(rows)})
