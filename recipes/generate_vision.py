@@ -25,6 +25,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 from torchtune import config, training, utils
@@ -67,8 +68,9 @@ class VisionGenerationRecipe:
         self._transform = config.instantiate(cfg.tokenizer)
 
     @staticmethod
-    def _read_inputs(cfg: DictConfig) -> list[tuple[str, bytes | str, str]]:
-        """``(name, image, prompt)`` per answer to give, every image checked.
+    def _read_inputs(cfg: DictConfig) -> list[tuple[dict[str, Any], bytes | str, str]]:
+        """``(key, image, prompt)`` per answer to give (key: ``{"id": row}`` or ``{"image": path}``),
+        every image checked.
 
         Raises:
             ValueError: if neither or both of ``images`` and ``split`` are set, if an image is
@@ -88,7 +90,7 @@ class VisionGenerationRecipe:
                 samples = [task.sample(rows.row(i), i) for i in range(count)]
             except (ValueError, OSError) as exc:  # the readers' one-line errors
                 raise ValueError(f"split {split}: {exc}") from None
-            return [(f"id {s.id}", s.image, prompt or s.prompt) for s in samples]
+            return [({"id": s.id}, s.image, prompt or s.prompt) for s in samples]
         prompt = prompt or task.instruction()
         if prompt is None:
             raise ValueError(
@@ -99,7 +101,7 @@ class VisionGenerationRecipe:
                 open_upright(path)
             except ImageError as exc:
                 raise ValueError(f"image {path}: {exc}") from None
-        return [(str(path), str(path), prompt) for path in images]
+        return [({"image": str(path)}, str(path), prompt) for path in images]
 
     def generate(self, cfg: DictConfig) -> list[dict[str, str]]:
         """Answer each image's or split row's prompt.
@@ -111,7 +113,7 @@ class VisionGenerationRecipe:
             list[dict[str, str]]: ``{"image" or "id", "prompt", "answer"}`` per input, in order.
         """
         results = []
-        for name, image, prompt in self._inputs:
+        for key, image, prompt in self._inputs:
             # as training shows images: EXIF orientation applied, transparency on white
             message = user_message(open_upright(image), prompt)
             t0 = time.perf_counter()
@@ -124,8 +126,7 @@ class VisionGenerationRecipe:
                 dtype=self._dtype,
             )
             answer = self._transform.decode(ids)
-            logger.info(f"{name}: {len(ids)} tokens in {time.perf_counter() - t0:.2f}s")
-            key = {"id": int(name.removeprefix("id "))} if name.startswith("id ") else {"image": name}
+            logger.info(f"{next(iter(key.values()))}: {len(ids)} tokens in {time.perf_counter() - t0:.2f}s")
             results.append({**key, "prompt": prompt, "answer": answer})
             print(json.dumps(results[-1], ensure_ascii=False), flush=True)
         if cfg.get("output_file"):
