@@ -84,7 +84,9 @@ def _run(
     return [stamps[k] for k in sorted(stamps)], usage.ru_maxrss
 
 
-def measure(name: str, kind: str, steps: int, base: Path, data: Path, tmp: Path) -> tuple[float, float]:
+def measure(
+    name: str, kind: str, steps: int, per_epoch: int, base: Path, data: Path, tmp: Path
+) -> tuple[float, float]:
     """Seconds per step and peak RSS (MiB) of one recipe on one tiny config, one run.
 
     Args:
@@ -92,6 +94,7 @@ def measure(name: str, kind: str, steps: int, base: Path, data: Path, tmp: Path)
         kind (str): ``stock`` or ``ours``.
         steps (int): optimizer steps to run, over as many epochs of the training split as that
             takes (the first two are not timed; the median discounts the epoch-end saves).
+        per_epoch (int): optimizer steps in one epoch of the training split.
         base (Path): the tiny checkpoint.
         data (Path): the prepared W-2 data.
         tmp (Path): scratch directory.
@@ -101,7 +104,6 @@ def measure(name: str, kind: str, steps: int, base: Path, data: Path, tmp: Path)
     """
     stock, ours, config = CONFIGS[name]
     recipe = stock if kind == "stock" else ours
-    per_epoch = max(1, len(load_from_disk(str(data / "train"))) // 2)
     times, rss_kib = _run(recipe, config, steps, per_epoch, base, data, tmp / f"{name}_{kind}")
     gaps = [b - a for a, b in zip(times[2:], times[3:], strict=False)]
     return statistics.median(gaps), rss_kib / 1024
@@ -149,12 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         "stock peak RSS (MiB)", "ours peak RSS (MiB)", "ours / stock",
     ]  # fmt: skip
     rows = []
+    per_epoch = max(1, len(load_from_disk(str(data / "train"))) // 2)  # batch 2
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs:
             runs: dict[str, list[tuple[float, float]]] = {kind: [] for kind in RECIPES}
             for _ in range(args.repeats):
                 for kind in RECIPES:
-                    runs[kind].append(measure(name, kind, args.steps, base, data, Path(tmp)))
+                    runs[kind].append(measure(name, kind, args.steps, per_epoch, base, data, Path(tmp)))
             (s_step, s_rss), (o_step, o_rss) = (
                 (statistics.median(t for t, _ in runs[k]), max(r for _, r in runs[k])) for k in RECIPES
             )
