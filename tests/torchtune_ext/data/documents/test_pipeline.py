@@ -33,7 +33,7 @@ MODEL_NAME = VLLM_CPU_MODEL
 
 @pytest.fixture(scope="module")
 def teacher(vllm_cpu_server: ServerProcess) -> ServerProcess:
-    """The teacher: the session's vllm-cpu server with the tiny random LLaVA (schema enforced)."""
+    """The teacher: the shared vllm-cpu server with the tiny random LLaVA (schema enforced)."""
     return vllm_cpu_server
 
 
